@@ -63,6 +63,21 @@ class TrainParams(StageParams):
     max_depth: int = Field(gt=0)
     learning_rate: float = Field(gt=0, le=1)
     seed: int = Field(ge=0)
+    threshold_days: int = Field(
+        default=14,
+        gt=0,
+        description="Days at the end of the training period held out to set thresholds.",
+    )
+    review_alert_rate: float = Field(
+        default=0.01, gt=0, lt=1, description="Share of transactions sent to review."
+    )
+    decline_precision: float = Field(
+        default=0.8, gt=0, le=1, description="Fraud precision required to decline."
+    )
+    imbalance: Literal["balanced", "sqrt", "none"] = Field(
+        default="sqrt",
+        description="Positive-class weight: negatives/positives, its square root, or 1.",
+    )
 
 
 class EvaluateParams(StageParams):

@@ -8,13 +8,17 @@ UTC-aware microseconds; money is an integer amount in minor units plus an ISO 42
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Annotated, Any, Literal
 
 import polars as pl
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
 
 SCHEMA_VERSION = "1.0.0"
 
 CHANNELS = ("pos", "ecommerce", "atm", "contactless")
 UTC_DATETIME = pl.Datetime("us", "UTC")
+# Largest amount a scoring request may carry: 10,000,000.00 in two-decimal currencies.
+MAX_REQUEST_AMOUNT_MINOR = 1_000_000_000
 
 
 @dataclass(frozen=True)
@@ -121,3 +125,52 @@ def validate_frame(frame: pl.DataFrame, *, require_labels: bool = False) -> pl.D
         )
     present = [column.name for column in COLUMNS if column.name in frame.columns]
     return frame.select(present)
+
+
+def _request_field_type(column: Column) -> Any:
+    """Map a schema column to the pydantic type a scoring request must send."""
+    finite = {"allow_inf_nan": False}
+    if column.name == "amount_minor":
+        return Annotated[int, Field(gt=0, le=MAX_REQUEST_AMOUNT_MINOR, strict=True)]
+    if column.name == "currency":
+        return Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+    if column.name == "channel":
+        return Literal[CHANNELS]  # type: ignore[valid-type]
+    if column.name in ("merchant_country", "card_country"):
+        return Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    if column.name.endswith("_lat"):
+        return Annotated[float, Field(ge=-90, le=90, **finite)]
+    if column.name.endswith("_lon"):
+        return Annotated[float, Field(ge=-180, le=180, **finite)]
+    if column.dtype == UTC_DATETIME:
+        return AwareDatetime
+    if column.dtype == pl.Boolean():
+        return Annotated[bool, Field(strict=True)]
+    return Annotated[str, Field(min_length=1, max_length=128)]
+
+
+def build_request_model() -> type[BaseModel]:
+    """Build the scoring request model from the schema's non-label columns.
+
+    Required columns are required fields; the others may be omitted or null. Unknown
+    fields are rejected so that a misspelt column name is reported, not ignored.
+    """
+    fields: dict[str, Any] = {}
+    for column in COLUMNS:
+        if column.is_label:
+            continue
+        annotation = _request_field_type(column)
+        description = f"{column.description} {column.unit}".strip()
+        if column.required:
+            fields[column.name] = (annotation, Field(description=description))
+        else:
+            fields[column.name] = (
+                annotation | None,
+                Field(default=None, description=description),
+            )
+    return create_model(
+        "TransactionRequest",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__=f"One transaction to score, canonical schema {SCHEMA_VERSION}.",
+        **fields,
+    )

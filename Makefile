@@ -1,0 +1,69 @@
+# Entry points of the project. `make pipeline` and `make test` work on a fresh machine:
+# they install uv, the locked Python packages and the Jupyter kernel before running.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+export UV_PYTHON_DOWNLOADS := never
+export UV_COMPILE_BYTECODE := 1
+export MLFLOW_DISABLE_TELEMETRY := true
+export DO_NOT_TRACK := 1
+export BENTOML_DO_NOT_TRACK := true
+export FEAST_USAGE := False
+export PYTHONHASHSEED := 0
+
+PYTHON ?= python3
+UV := $(PYTHON) -m uv
+RUN := $(UV) run --frozen
+PORT ?= 3000
+
+.PHONY: help setup pipeline smoke-notebooks test test-all serve site site-check bench lab lint format clean
+
+help:  ## List the targets.
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
+
+.venv/.installed: pyproject.toml uv.lock datagen/pyproject.toml .python-version
+	@$(UV) --version >/dev/null 2>&1 || $(PYTHON) -m pip install --quiet uv
+	$(UV) sync --frozen --all-packages
+	$(RUN) cardfraud notebook install-kernel
+	$(RUN) dvc config --local core.analytics false
+	@touch $@
+
+setup: .venv/.installed  ## Install uv, the locked packages and the 'cardfraud' Jupyter kernel.
+
+pipeline: setup  ## Run the whole DVC pipeline (1,000,000 transactions) and show its metrics.
+	$(RUN) dvc repro
+	$(RUN) dvc metrics show
+
+smoke-notebooks: setup  ## Execute every notebook at smoke size into reports/executed/.
+	$(RUN) python -m cardfraud.smoke --out reports/executed
+
+test: setup  ## Run the test suite (the slow statistical suite excluded).
+	$(RUN) pytest -m "not slow"
+
+test-all: setup  ## Run every test, including the slow full-size statistical suite.
+	$(RUN) pytest
+
+serve: setup  ## Serve the MLflow champion on 127.0.0.1:$(PORT) (POST /score).
+	$(RUN) cardfraud serve --port $(PORT)
+
+site: setup  ## Build the report site into _site/ (quarto where installed, else nbconvert).
+	$(RUN) cardfraud site build --out _site
+
+site-check: setup  ## Check that every page, listing and embed of the site resolves.
+	$(RUN) cardfraud site check --executed-dir reports/executed
+
+bench: setup  ## Run the benchmarks and print the results (docs/benchmarks.md keeps them).
+	$(RUN) python -m benchmarks
+
+lab: setup  ## Start JupyterLab with the 'cardfraud' kernel on 127.0.0.1.
+	$(RUN) jupyter lab --ip 127.0.0.1 --no-browser notebooks/
+
+lint:  setup ## Run ruff and the pre-commit hooks on every file.
+	$(RUN) pre-commit run --all-files
+
+format: setup  ## Format the code with ruff.
+	$(RUN) ruff format .
+	$(RUN) ruff check --fix .
+
+clean:  ## Remove the smoke workspace and the built site (pipeline outputs stay).
+	rm -rf .smoke _site

@@ -1,0 +1,3 @@
+from cardfraud.cli import main
+
+main()

@@ -1,0 +1,177 @@
+"""The ``cardfraud`` command line: pipeline stages, notebooks, site and service."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import shutil
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from cardfraud.paths import project_root, resolve_workspace
+
+app = typer.Typer(
+    help="Card-fraud platform: run stages, build the site, serve the champion.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+notebook_app = typer.Typer(help="Executed notebooks and the Jupyter kernel.")
+site_app = typer.Typer(help="The Quarto case-study site.")
+app.add_typer(notebook_app, name="notebook")
+app.add_typer(site_app, name="site")
+
+logger = logging.getLogger("cardfraud")
+
+WorkspaceOption = Annotated[
+    str | None,
+    typer.Option(
+        help="Output folder: '.' is the project root (the pipeline's own outputs); "
+        "omitted, the smoke workspace ($CARDFRAUD_SMOKE_DIR or .smoke/)."
+    ),
+]
+ParamsOption = Annotated[
+    Path | None,
+    typer.Option(help="Parameters file; default params.yaml at the project root."),
+]
+
+
+@app.callback()
+def configure(
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")] = False,
+) -> None:
+    """Configure logging once for every subcommand."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _params_path(params: Path | None) -> Path:
+    return params if params is not None else project_root() / "params.yaml"
+
+
+def _fail(message: str) -> typer.Exit:
+    typer.echo(f"error: {message}", err=True)
+    return typer.Exit(code=2)
+
+
+@app.command()
+def stage(
+    name: Annotated[str, typer.Argument(help="Stage name, e.g. generate or train.")],
+    workspace: WorkspaceOption = None,
+    params: ParamsOption = None,
+) -> None:
+    """Run one pipeline stage in process and print its summary as JSON."""
+    from cardfraud.params import ParamsError, load_params
+    from cardfraud.pipeline import run_stage
+
+    try:
+        summary = run_stage(name, resolve_workspace(workspace), load_params(_params_path(params)))
+    except (KeyError, ParamsError) as error:
+        raise _fail(str(error.args[0] if isinstance(error, KeyError) else error)) from None
+    typer.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
+
+
+@app.command()
+def pipeline(
+    workspace: WorkspaceOption = None,
+    params: ParamsOption = None,
+    until: Annotated[str | None, typer.Option(help="Stop after this stage.")] = None,
+) -> None:
+    """Run every stage in process, without papermill or DVC, and print the summaries."""
+    from cardfraud.params import ParamsError
+    from cardfraud.pipeline import run_pipeline
+
+    try:
+        summaries = run_pipeline(resolve_workspace(workspace), _params_path(params), until=until)
+    except (KeyError, ParamsError) as error:
+        raise _fail(str(error.args[0] if isinstance(error, KeyError) else error)) from None
+    typer.echo(json.dumps(summaries, indent=2, sort_keys=True, default=str))
+
+
+@notebook_app.command("strip")
+def notebook_strip(
+    paths: Annotated[list[Path], typer.Argument(help="Executed notebooks to rewrite.")],
+) -> None:
+    """Remove timestamps, durations and execution counts from executed notebooks."""
+    from cardfraud.notebooks import strip_file
+
+    for path in paths:
+        if not path.is_file():
+            raise _fail(f"notebook not found: {path}")
+        strip_file(path)
+
+
+@notebook_app.command("install-kernel")
+def notebook_install_kernel(
+    user: Annotated[bool, typer.Option(help="Install for the user, not the venv.")] = False,
+) -> None:
+    """Register the Jupyter kernel 'cardfraud' for JupyterLab, papermill and nbval."""
+    from cardfraud.notebooks import install_kernel
+
+    typer.echo(install_kernel(user=user))
+
+
+@site_app.command("build")
+def site_build(
+    out: Annotated[Path, typer.Option(help="Output folder.")] = Path("_site"),
+) -> None:
+    """Render the site with quarto, or export the executed notebooks to HTML."""
+    from cardfraud.site import build_site
+
+    root = project_root()
+    index = build_site(root, out if out.is_absolute() else root / out)
+    typer.echo(str(index))
+
+
+@site_app.command("check")
+def site_check(
+    executed_dir: Annotated[
+        Path | None, typer.Option(help="Folder of executed notebooks to resolve embeds.")
+    ] = None,
+) -> None:
+    """Check that every page, listing and embed of the Quarto project resolves."""
+    from cardfraud.site import check_quarto_project
+
+    problems = check_quarto_project(project_root(), executed_dir=executed_dir)
+    for problem in problems:
+        typer.echo(problem, err=True)
+    if problems:
+        raise typer.Exit(code=1)
+    typer.echo("site: every page, listing and embed resolves")
+
+
+@app.command()
+def serve(
+    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 3000,
+    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Serve the MLflow champion with BentoML (POST /score)."""
+    bentoml = shutil.which("bentoml") or str(Path(sys.executable).with_name("bentoml"))
+    root = project_root()
+    os.environ.setdefault("CARDFRAUD_ROOT", str(root))
+    os.environ.setdefault("CARDFRAUD_WORKERS", str(workers))
+    args = [
+        bentoml,
+        "serve",
+        "service:FraudScorer",
+        "--working-dir",
+        str(root / "bento"),
+        "--host",
+        host,
+        "--port",
+        str(port),
+    ]
+    logger.info("starting %s", " ".join(args))
+    os.execv(bentoml, args)
+
+
+def main() -> None:
+    """Entry point for ``python -m cardfraud``."""
+    app()

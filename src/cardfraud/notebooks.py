@@ -1,0 +1,84 @@
+"""Helpers for executed notebooks: stable bytes for DVC and the project's Jupyter kernel."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from pathlib import Path
+
+import nbformat
+
+logger = logging.getLogger(__name__)
+
+KERNEL_NAME = "cardfraud"
+KERNEL_DISPLAY_NAME = "Python 3.12 (cardfraud)"
+
+# Cell and notebook metadata that papermill and Jupyter rewrite on every run.
+VOLATILE_CELL_KEYS = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
+VOLATILE_NOTEBOOK_KEYS = ("widgets",)
+VOLATILE_PAPERMILL_KEYS = (
+    "start_time",
+    "end_time",
+    "duration",
+    "exception",
+    "input_path",
+    "output_path",
+    "environment_variables",
+    "version",
+)
+
+
+def strip_volatile_metadata(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
+    """Return a copy of a notebook without timestamps, durations and execution counts.
+
+    Outputs and the injected parameters are kept, so an executed notebook is a stable
+    record of what the run showed: two runs with the same inputs give the same bytes.
+    """
+    cleaned = nbformat.from_dict(notebook)
+    for key in VOLATILE_NOTEBOOK_KEYS:
+        cleaned.metadata.pop(key, None)
+    papermill = cleaned.metadata.get("papermill")
+    if papermill is not None:
+        for key in VOLATILE_PAPERMILL_KEYS:
+            papermill.pop(key, None)
+    for index, cell in enumerate(cleaned.cells):
+        for key in VOLATILE_CELL_KEYS:
+            cell.metadata.pop(key, None)
+        # papermill gives its injected cell a random id; ids by position are stable.
+        cell.id = f"cell-{index:03d}"
+        if cell.cell_type == "code":
+            cell.execution_count = None
+            for output in cell.outputs:
+                if "execution_count" in output:
+                    output.execution_count = None
+    cleaned.nbformat_minor = max(cleaned.nbformat_minor, 5)
+    return cleaned
+
+
+def strip_file(path: Path) -> None:
+    """Rewrite an executed notebook in place without its volatile metadata."""
+    notebook = nbformat.read(path, as_version=4)
+    cleaned = strip_volatile_metadata(notebook)
+    nbformat.write(cleaned, path)
+    logger.info("stripped volatile metadata from %s", path)
+
+
+def install_kernel(*, user: bool = False) -> str:
+    """Register this interpreter as the Jupyter kernel ``cardfraud``.
+
+    The kernel goes into the virtual environment (``--sys-prefix``) unless ``user``
+    is set, so JupyterLab, papermill and nbval started from the environment find it.
+
+    Returns:
+        The folder the kernel spec was written to.
+    """
+    from ipykernel.kernelspec import install
+
+    destination = install(
+        kernel_name=KERNEL_NAME,
+        display_name=KERNEL_DISPLAY_NAME,
+        prefix=None if user else sys.prefix,
+        user=user,
+    )
+    logger.info("installed Jupyter kernel %r in %s", KERNEL_NAME, destination)
+    return destination

@@ -1,0 +1,78 @@
+"""Execute every stage notebook at its smoke-size defaults, in pipeline order.
+
+The notebooks' own parameter cells hold small sizes, and their outputs go to a smoke
+workspace (``$CARDFRAUD_SMOKE_DIR``), so this never touches the pipeline's outputs.
+Usage: ``python -m cardfraud.smoke --out DIR [--workspace DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+from cardfraud.notebooks import KERNEL_NAME, strip_file
+from cardfraud.paths import SMOKE_DIR_ENV, project_root
+from cardfraud.pipeline import STAGES
+
+logger = logging.getLogger(__name__)
+
+
+def execute_notebooks(out_dir: Path, *, workspace_dir: Path) -> list[Path]:
+    """Run each stage notebook with papermill into ``out_dir`` and strip volatile metadata.
+
+    Args:
+        out_dir: Folder for the executed notebooks, named as in notebooks/.
+        workspace_dir: Smoke workspace the notebooks write their outputs to.
+
+    Returns:
+        The executed notebooks, in pipeline order.
+    """
+    import papermill
+
+    root = project_root()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    workspace_dir.mkdir(parents=True, exist_ok=True)
+    previous = os.environ.get(SMOKE_DIR_ENV)
+    os.environ[SMOKE_DIR_ENV] = str(workspace_dir)
+    executed: list[Path] = []
+    try:
+        for stage in STAGES:
+            source = root / "notebooks" / f"{stage.notebook}.ipynb"
+            target = out_dir / source.name
+            logger.info("executing %s at smoke size", source.name)
+            papermill.execute_notebook(
+                str(source),
+                str(target),
+                kernel_name=KERNEL_NAME,
+                cwd=str(root),
+                progress_bar=False,
+            )
+            strip_file(target)
+            executed.append(target)
+    finally:
+        if previous is None:
+            os.environ.pop(SMOKE_DIR_ENV, None)
+        else:
+            os.environ[SMOKE_DIR_ENV] = previous
+    return executed
+
+
+def main() -> None:
+    """Command-line entry point."""
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, required=True, help="executed notebooks folder")
+    parser.add_argument(
+        "--workspace", type=Path, default=None, help="smoke workspace; default a temp folder"
+    )
+    arguments = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    workspace = arguments.workspace or Path(tempfile.mkdtemp(prefix="cardfraud-smoke-"))
+    for path in execute_notebooks(arguments.out.resolve(), workspace_dir=workspace.resolve()):
+        logger.info("wrote %s", path)
+
+
+if __name__ == "__main__":
+    main()
