@@ -41,7 +41,9 @@ ParamsOption = Annotated[
 
 @app.callback()
 def configure(
-    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Debug logs.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Debug logs.")
+    ] = False,
 ) -> None:
     """Configure logging once for every subcommand."""
     logging.basicConfig(
@@ -71,9 +73,13 @@ def stage(
     from cardfraud.pipeline import run_stage
 
     try:
-        summary = run_stage(name, resolve_workspace(workspace), load_params(_params_path(params)))
+        summary = run_stage(
+            name, resolve_workspace(workspace), load_params(_params_path(params))
+        )
     except (KeyError, ParamsError) as error:
-        raise _fail(str(error.args[0] if isinstance(error, KeyError) else error)) from None
+        raise _fail(
+            str(error.args[0] if isinstance(error, KeyError) else error)
+        ) from None
     typer.echo(json.dumps(summary, indent=2, sort_keys=True, default=str))
 
 
@@ -88,9 +94,13 @@ def pipeline(
     from cardfraud.pipeline import run_pipeline
 
     try:
-        summaries = run_pipeline(resolve_workspace(workspace), _params_path(params), until=until)
+        summaries = run_pipeline(
+            resolve_workspace(workspace), _params_path(params), until=until
+        )
     except (KeyError, ParamsError) as error:
-        raise _fail(str(error.args[0] if isinstance(error, KeyError) else error)) from None
+        raise _fail(
+            str(error.args[0] if isinstance(error, KeyError) else error)
+        ) from None
     typer.echo(json.dumps(summaries, indent=2, sort_keys=True, default=str))
 
 
@@ -109,7 +119,9 @@ def notebook_strip(
 
 @notebook_app.command("install-kernel")
 def notebook_install_kernel(
-    user: Annotated[bool, typer.Option(help="Install for the user, not the venv.")] = False,
+    user: Annotated[
+        bool, typer.Option(help="Install for the user, not the venv.")
+    ] = False,
 ) -> None:
     """Register the Jupyter kernel 'cardfraud' for JupyterLab, papermill and nbval."""
     from cardfraud.notebooks import install_kernel
@@ -132,7 +144,8 @@ def site_build(
 @site_app.command("check")
 def site_check(
     executed_dir: Annotated[
-        Path | None, typer.Option(help="Folder of executed notebooks to resolve embeds.")
+        Path | None,
+        typer.Option(help="Folder of executed notebooks to resolve embeds."),
     ] = None,
 ) -> None:
     """Check that every page, listing and embed of the Quarto project resolves."""

@@ -1,4 +1,4 @@
-"""Helpers for executed notebooks: stable bytes for DVC and the project's Jupyter kernel."""
+"""Executed notebooks with stable bytes for DVC, and the project's Jupyter kernel."""
 
 from __future__ import annotations
 

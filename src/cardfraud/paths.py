@@ -62,6 +62,26 @@ class Workspace:
         return self.root / "models"
 
     @property
+    def candidate_dir(self) -> Path:
+        """The trained candidate model, its metadata and thresholds."""
+        return self.models_dir / "candidate"
+
+    @property
+    def explain_dir(self) -> Path:
+        """SHAP values of the explained sample."""
+        return self.models_dir / "explain"
+
+    @property
+    def registration_file(self) -> Path:
+        """Promotion report of the last registration."""
+        return self.models_dir / "registration.json"
+
+    @property
+    def reports_dir(self) -> Path:
+        """Report pages and the pipeline summary they show."""
+        return self.root / "reports"
+
+    @property
     def metrics_dir(self) -> Path:
         """Metrics files declared to DVC."""
         return self.root / "metrics"
@@ -73,7 +93,7 @@ class Workspace:
 
     @property
     def feature_repo(self) -> Path:
-        """Feast repository: definitions, feature_store.yaml, registry and online store."""
+        """Feast repository: definitions, store settings, registry, online store."""
         return self.root / "feature_repo"
 
     @property
@@ -97,7 +117,7 @@ class Workspace:
         return self.state_dir / "audit.db"
 
     def tracking_uri(self) -> str:
-        """Return ``$MLFLOW_TRACKING_URI`` when set, else this workspace's SQLite store."""
+        """Return ``$MLFLOW_TRACKING_URI`` if set, else the workspace's SQLite store."""
         return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{self.mlflow_db}"
 
 

@@ -1,8 +1,9 @@
 """Canonical transaction schema shared by every producer and consumer.
 
-Every table that enters the platform (the synthetic generator's partitions, an external table
-mapped by the ingest step, a scoring request) is expressed in these columns. Timestamps are
-UTC-aware microseconds; money is an integer amount in minor units plus an ISO 4217 currency code.
+Every table that enters the platform (the synthetic generator's partitions, an external
+table mapped by the ingest step, a scoring request) is expressed in these columns.
+Timestamps are UTC-aware microseconds; money is an integer amount in minor units plus an
+ISO 4217 currency code.
 """
 
 from __future__ import annotations
@@ -78,7 +79,9 @@ def polars_schema() -> dict[str, pl.DataType]:
     return {column.name: column.dtype for column in COLUMNS}
 
 
-def validate_frame(frame: pl.DataFrame, *, require_labels: bool = False) -> pl.DataFrame:
+def validate_frame(
+    frame: pl.DataFrame, *, require_labels: bool = False
+) -> pl.DataFrame:
     """Check a frame against the canonical schema and return it in schema column order.
 
     Args:

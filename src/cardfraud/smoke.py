@@ -21,7 +21,7 @@ logger = logging.getLogger(__name__)
 
 
 def execute_notebooks(out_dir: Path, *, workspace_dir: Path) -> list[Path]:
-    """Run each stage notebook with papermill into ``out_dir`` and strip volatile metadata.
+    """Execute each stage notebook into ``out_dir`` and strip volatile metadata.
 
     Args:
         out_dir: Folder for the executed notebooks, named as in notebooks/.
@@ -63,14 +63,23 @@ def execute_notebooks(out_dir: Path, *, workspace_dir: Path) -> list[Path]:
 def main() -> None:
     """Command-line entry point."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--out", type=Path, required=True, help="executed notebooks folder")
     parser.add_argument(
-        "--workspace", type=Path, default=None, help="smoke workspace; default a temp folder"
+        "--out", type=Path, required=True, help="executed notebooks folder"
+    )
+    parser.add_argument(
+        "--workspace",
+        type=Path,
+        default=None,
+        help="smoke workspace; default a temp folder",
     )
     arguments = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     workspace = arguments.workspace or Path(tempfile.mkdtemp(prefix="cardfraud-smoke-"))
-    for path in execute_notebooks(arguments.out.resolve(), workspace_dir=workspace.resolve()):
+    for path in execute_notebooks(
+        arguments.out.resolve(), workspace_dir=workspace.resolve()
+    ):
         logger.info("wrote %s", path)
 
 
