@@ -1,0 +1,5 @@
+"""Entry point of ``python -m fraudgen``."""
+
+from fraudgen.cli import main
+
+main()

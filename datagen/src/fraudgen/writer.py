@@ -1,0 +1,252 @@
+"""Writing a data set as Hive-style daily parquet partitions with a manifest."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import shutil
+import tempfile
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from fraudgen import __version__
+from fraudgen.config import SCENARIOS, GeneratorConfig
+from fraudgen.frame import SCHEMA
+from fraudgen.generator import Generation, scenario_counts
+
+logger = logging.getLogger(__name__)
+
+MANIFEST_NAME = "manifest.json"
+MANIFEST_FORMAT = 1
+PARQUET_COMPRESSION = "zstd"
+HASH_CHUNK_BYTES = 1 << 20
+
+
+@dataclass(frozen=True)
+class FileEntry:
+    """One written file.
+
+    Attributes:
+        path: Path relative to the output folder, with forward slashes.
+        rows: Number of rows.
+        frauds: Number of fraudulent rows.
+        sha256: Hex digest of the file's bytes.
+    """
+
+    path: str
+    rows: int
+    frauds: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """Description of a written data set; contains no wall-clock time.
+
+    Attributes:
+        package_version: Version of fraudgen that wrote the data.
+        seed: Seed of every random stream.
+        config_hash: sha256 of the configuration's canonical JSON.
+        config: The full validated configuration.
+        start: First day, ISO date.
+        end: Last day, ISO date, inclusive.
+        days: Number of daily partitions.
+        cards: Number of cards in the population.
+        customers: Number of customers.
+        merchants: Number of merchants, ATMs included.
+        rows: Number of transactions.
+        frauds: Number of fraudulent transactions.
+        scenarios: Fraudulent rows and incidents per scenario.
+        schema: Column names and polars dtypes, in order.
+        files: Every data file, in path order.
+    """
+
+    package_version: str
+    seed: int
+    config_hash: str
+    config: dict[str, Any]
+    start: str
+    end: str
+    days: int
+    cards: int
+    customers: int
+    merchants: int
+    rows: int
+    frauds: int
+    scenarios: dict[str, dict[str, int]]
+    schema: list[dict[str, str]]
+    files: list[FileEntry] = field(default_factory=list)
+    package: str = "fraudgen"
+    format_version: int = MANIFEST_FORMAT
+
+    @property
+    def fraud_rate(self) -> float:
+        """Observed share of fraudulent transactions."""
+        return self.frauds / self.rows if self.rows else 0.0
+
+    def to_json(self) -> str:
+        """Return the manifest as indented JSON with sorted keys and a final newline."""
+        return json.dumps(asdict(self), indent=2, sort_keys=True) + "\n"
+
+    @staticmethod
+    def read(folder: str | Path) -> Manifest:
+        """Read the manifest of a data set folder."""
+        values = json.loads((Path(folder) / MANIFEST_NAME).read_text(encoding="utf-8"))
+        values["files"] = [FileEntry(**entry) for entry in values["files"]]
+        return Manifest(**values)
+
+
+def partition_path(day: Any, *, suffix: str = "parquet") -> str:
+    """Return a day's partition path, such as ``dt=2025-01-01/part-0.parquet``."""
+    return f"dt={day:%Y-%m-%d}/part-0.{suffix}"
+
+
+def sha256_file(path: Path) -> str:
+    """Return the sha256 hex digest of a file's bytes."""
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(HASH_CHUNK_BYTES), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def generate_to_path(
+    config: GeneratorConfig,
+    out: str | Path,
+    *,
+    overwrite: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> Manifest:
+    """Generate the data set of ``config`` into ``out`` and return its manifest.
+
+    Writes ``dt=YYYY-MM-DD/part-0.parquet`` per day (and ``csv/dt=.../part-0.csv``
+    when ``write_csv`` is set) plus ``manifest.json``. Files are written to a
+    temporary folder beside ``out`` that replaces ``out`` only after every file is
+    complete, so a failure leaves no partial output and an existing ``out``
+    unchanged. Memory use is bounded by one shard of ``shard_days`` days.
+
+    Args:
+        config: Validated configuration.
+        out: Output folder.
+        overwrite: Replace ``out`` if it exists and is not empty.
+        progress: Called with the number of days finished after each shard.
+
+    Raises:
+        FileExistsError: ``out`` exists, is not empty and ``overwrite`` is False.
+    """
+    target = Path(out)
+    _check_target(target, overwrite=overwrite)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
+    try:
+        manifest = _write_data_set(config, staging, progress=progress)
+        _replace_folder(staging, target)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    logger.info(
+        "wrote %d rows (%d fraudulent) to %s", manifest.rows, manifest.frauds, target
+    )
+    return manifest
+
+
+def _check_target(target: Path, *, overwrite: bool) -> None:
+    if target.exists() and not target.is_dir():
+        raise FileExistsError(
+            f"output {target} exists and is not a folder; choose another path"
+        )
+    if target.is_dir() and any(target.iterdir()) and not overwrite:
+        raise FileExistsError(
+            f"output folder {target} is not empty; remove it or pass overwrite=True"
+            " (--overwrite on the command line)"
+        )
+
+
+def _replace_folder(staging: Path, target: Path) -> None:
+    """Move ``staging`` to ``target``, removing an existing ``target`` last."""
+    if not target.exists():
+        staging.rename(target)
+        return
+    retired = Path(tempfile.mkdtemp(prefix=f".{target.name}.old-", dir=target.parent))
+    retired.rmdir()
+    target.rename(retired)
+    staging.rename(target)
+    shutil.rmtree(retired, ignore_errors=True)
+
+
+def _write_data_set(
+    config: GeneratorConfig, folder: Path, *, progress: Callable[[int], None] | None
+) -> Manifest:
+    generation = Generation(config)
+    files: list[FileEntry] = []
+    scenario_rows = dict.fromkeys(SCENARIOS, 0)
+    days_done = 0
+    for shard in generation.shards():
+        for day, frame in shard.day_frames():
+            files.extend(_write_day(folder, day, frame, write_csv=config.write_csv))
+        for name, count in scenario_counts(shard.frame).items():
+            scenario_rows[name] += count
+        days_done += len(shard.days)
+        if progress is not None:
+            progress(days_done)
+    files.sort(key=lambda entry: entry.path)
+    manifest = _build_manifest(config, generation, files, scenario_rows)
+    (folder / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+    return manifest
+
+
+def _write_day(
+    folder: Path, day: Any, frame: pl.DataFrame, *, write_csv: bool
+) -> list[FileEntry]:
+    frauds = int(frame["is_fraud"].sum())
+    entries = []
+    relative = partition_path(day)
+    path = folder / relative
+    path.parent.mkdir(parents=True)
+    frame.write_parquet(path, compression=PARQUET_COMPRESSION, statistics=True)
+    entries.append(FileEntry(relative, frame.height, frauds, sha256_file(path)))
+    if write_csv:
+        relative = "csv/" + partition_path(day, suffix="csv")
+        path = folder / relative
+        path.parent.mkdir(parents=True)
+        frame.write_csv(path)
+        entries.append(FileEntry(relative, frame.height, frauds, sha256_file(path)))
+    return entries
+
+
+def _build_manifest(
+    config: GeneratorConfig,
+    generation: Generation,
+    files: list[FileEntry],
+    scenario_rows: dict[str, int],
+) -> Manifest:
+    parquet = [entry for entry in files if entry.path.endswith(".parquet")]
+    population = generation.population
+    return Manifest(
+        package_version=__version__,
+        seed=config.seed,
+        config_hash=config.config_hash(),
+        config=config.to_dict(),
+        start=config.start.isoformat(),
+        end=config.last_day.isoformat(),
+        days=config.n_days,
+        cards=population.n_cards,
+        customers=population.n_customers,
+        merchants=population.n_merchants,
+        rows=sum(entry.rows for entry in parquet),
+        frauds=sum(entry.frauds for entry in parquet),
+        scenarios={
+            name: {
+                "rows": scenario_rows[name],
+                "incidents": generation.plan.incidents[name],
+            }
+            for name in SCENARIOS
+        },
+        schema=[{"name": name, "dtype": str(dtype)} for name, dtype in SCHEMA.items()],
+        files=files,
+    )

@@ -1,0 +1,96 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from fraudgen.cli import app
+
+runner = CliRunner()
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("fraud_rate: -0.5\n", "fraud_rate"),
+        ("scenario_mix:\n  phishing: 0.1\n", "scenario_mix.phishing"),
+        ("start: 2025-05-01\nend: 2025-04-01\n", "end"),
+        ("colour: blue\n", "colour"),
+    ],
+)
+def test_bad_config_exits_2_without_output(tmp_path, text, key):
+    config = tmp_path / "bad.yaml"
+    config.write_text(text, encoding="utf-8")
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app, ["generate", "--config", str(config), "--out", str(out)]
+    )
+    assert result.exit_code == 2
+    assert key in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad.yaml"]
+
+
+def test_validate_config_reports_bad_key(tmp_path):
+    config = tmp_path / "bad.yaml"
+    config.write_text("rows: 0\n", encoding="utf-8")
+    result = runner.invoke(app, ["validate-config", str(config)])
+    assert result.exit_code == 2
+    assert "'rows'" in result.stderr
+
+
+def test_validate_config_accepts_good_file(tmp_path):
+    config = tmp_path / "good.yaml"
+    config.write_text("rows: 5000\ndays: 10\n", encoding="utf-8")
+    result = runner.invoke(app, ["validate-config", str(config)])
+    assert result.exit_code == 0
+    assert "rows=5000, 10 days" in result.stdout
+
+
+def test_generate_writes_partitions(tmp_path):
+    out = tmp_path / "out"
+    args = [
+        "generate",
+        "--out",
+        str(out),
+        "--rows",
+        "3000",
+        "--days",
+        "5",
+        "--seed",
+        "4",
+    ]
+    result = runner.invoke(app, [*args, "--quiet"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["days"] == 5
+    assert manifest["seed"] == 4
+    assert len(list(out.glob("dt=*/part-0.parquet"))) == 5
+    again = runner.invoke(app, [*args, "--quiet"])
+    assert again.exit_code == 2
+    assert "not empty" in again.stderr
+
+
+def test_describe_lists_columns_and_scenarios():
+    result = runner.invoke(app, ["describe", "--json"])
+    assert result.exit_code == 0
+    payload = json.loads(result.stdout)
+    assert payload["columns"][0]["name"] == "transaction_id"
+    assert len(payload["columns"]) == 21
+    assert payload["scenarios"][0]["name"] == "card_testing"
+
+
+def test_console_module_runs():
+    result = subprocess.run(
+        [sys.executable, "-m", "fraudgen", "describe"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "stolen_card_spree" in result.stdout
