@@ -1,0 +1,28 @@
+"""Feast objects of the pipeline's feature table, discovered by ``feast apply`` here.
+
+The table is ``<project root>/data/features/features.parquet`` and the feature columns
+follow the ``features`` section of ``<project root>/params.yaml``.
+"""
+
+from pathlib import Path
+
+from cardfraud.feast_definitions import build_definitions
+from cardfraud.feature_store import FEATURES_FILE
+from cardfraud.features import feature_columns
+from cardfraud.params import load_params
+from cardfraud.paths import Workspace
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+_workspace = Workspace(PROJECT_ROOT)
+_params = load_params(PROJECT_ROOT / "params.yaml").features
+_definitions = build_definitions(
+    _workspace.features_dir / FEATURES_FILE, feature_columns(_params)
+)
+
+card = _definitions.card
+merchant = _definitions.merchant
+feature_table = _definitions.source
+card_features = _definitions.card_view
+merchant_features = _definitions.merchant_view
+fraud_model = _definitions.service

@@ -1,0 +1,71 @@
+"""Stage build_features: feature table, its spec and lineage, and the Feast store."""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import Any
+
+from cardfraud.data import read_transactions
+from cardfraud.features import (
+    CARD_STATE_COLUMN,
+    KEY_COLUMNS,
+    LABEL_COLUMN,
+    build_feature_table,
+    describe_features,
+    feature_columns,
+)
+from cardfraud.params import FeaturesParams
+from cardfraud.paths import Workspace
+from cardfraud.schema import SCHEMA_VERSION
+
+logger = logging.getLogger(__name__)
+
+FEATURES_FILE = "features.parquet"
+SPEC_FILE = "feature_spec.json"
+LINEAGE_FILE = "lineage.json"
+
+
+def run(ws: Workspace, params: FeaturesParams) -> dict[str, Any]:
+    """Build features from ``ws.raw_dir`` and load the latest values into Feast.
+
+    Writes ``features.parquet``, ``feature_spec.json`` and ``lineage.json`` under
+    ``ws.features_dir``; the files depend only on the raw data and ``params``.
+    """
+    from cardfraud.feast_definitions import feature_lineage
+    from cardfraud.feature_store import apply_and_materialize
+
+    transactions = read_transactions(ws.raw_dir)
+    table = build_feature_table(transactions, params)
+    columns = feature_columns(params)
+
+    ws.features_dir.mkdir(parents=True, exist_ok=True)
+    features_path = ws.features_dir / FEATURES_FILE
+    table.write_parquet(features_path)
+    spec = {
+        "feature_columns": columns,
+        "key_columns": list(KEY_COLUMNS),
+        "label_column": LABEL_COLUMN,
+        "online_state_columns": [CARD_STATE_COLUMN],
+        "params": params.model_dump(mode="json"),
+        "schema_version": SCHEMA_VERSION,
+    }
+    _write_json(ws.features_dir / SPEC_FILE, spec)
+    source = str(features_path.relative_to(ws.root))
+    lineage = feature_lineage(describe_features(params), source_path=source)
+    _write_json(ws.features_dir / LINEAGE_FILE, lineage)
+
+    store = apply_and_materialize(ws, columns)
+    return {
+        "rows": table.height,
+        "features": len(columns),
+        "features_path": source,
+        "lineage_features": len(lineage),
+        "feature_store": store,
+    }
+
+
+def _write_json(path: Path, document: dict[str, Any]) -> None:
+    text = json.dumps(document, indent=2, sort_keys=True) + "\n"
+    path.write_text(text, encoding="utf-8")
