@@ -1,7 +1,8 @@
 """Typed run parameters, one model per pipeline stage, loaded from params.yaml.
 
 Models are strict: a boolean given as the string "false" or a count given as "10" is
-rejected with the section and key, because papermill and shells turn values into strings.
+rejected with the section and key, because papermill and shells turn values into
+strings.
 """
 
 from __future__ import annotations
