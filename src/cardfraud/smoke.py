@@ -12,12 +12,37 @@ import logging
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from cardfraud.notebooks import KERNEL_NAME, strip_file
 from cardfraud.paths import SMOKE_DIR_ENV, project_root
 from cardfraud.pipeline import STAGES
 
 logger = logging.getLogger(__name__)
+
+# Smoke sizes: seconds per stage, with enough fraud to train on. The notebooks'
+# parameter cells hold params.yaml with these values replaced.
+SMOKE_OVERRIDES: dict[str, dict[str, Any]] = {
+    "generate": {"rows": 6000, "days": 60, "fraud_rate": 0.02},
+    "validate_raw": {"prevalence_min": 0.005, "prevalence_max": 0.06},
+    "train": {"test_days": 14, "n_estimators": 60, "max_depth": 4},
+    "evaluate": {"bootstrap_rounds": 50},
+    "explain": {"sample_rows": 300},
+}
+
+
+def smoke_params(
+    overrides: dict[str, dict[str, Any]] | None = None,
+) -> dict[str, dict[str, Any]]:
+    """Return params.yaml's sections with smoke sizes and any further overrides."""
+    params = yaml.safe_load(
+        (project_root() / "params.yaml").read_text(encoding="utf-8")
+    )
+    for section, values in (SMOKE_OVERRIDES | (overrides or {})).items():
+        params[section] = {**params[section], **values}
+    return params
 
 
 def execute_notebooks(out_dir: Path, *, workspace_dir: Path) -> list[Path]:
