@@ -1,3 +1,3 @@
-"""Card-fraud prediction platform: schema, features, models, explanations and serving."""
+"""Card-fraud prediction: schema, features, models, explanations and serving."""
 
 __version__ = "0.1.0"

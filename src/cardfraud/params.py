@@ -27,7 +27,9 @@ class GenerateParams(StageParams):
     rows: int = Field(gt=0, description="Target number of transactions.")
     days: int = Field(gt=0, description="Span of the data in days.")
     start: date = Field(description="First day of the data (UTC).")
-    fraud_rate: float = Field(gt=0, lt=1, description="Share of fraudulent transactions.")
+    fraud_rate: float = Field(
+        gt=0, lt=1, description="Share of fraudulent transactions."
+    )
     seed: int = Field(ge=0)
     write_csv: bool = False
 
@@ -67,7 +69,7 @@ class TrainParams(StageParams):
     threshold_days: int = Field(
         default=14,
         gt=0,
-        description="Days at the end of the training period held out to set thresholds.",
+        description="Days at the end of training held out to set thresholds.",
     )
     review_alert_rate: float = Field(
         default=0.01, gt=0, lt=1, description="Share of transactions sent to review."
@@ -77,7 +79,7 @@ class TrainParams(StageParams):
     )
     imbalance: Literal["balanced", "sqrt", "none"] = Field(
         default="sqrt",
-        description="Positive-class weight: negatives/positives, its square root, or 1.",
+        description="Positive weight: negatives/positives, its square root, or 1.",
     )
 
 
@@ -99,7 +101,9 @@ class RegisterParams(StageParams):
     """MLflow registration and promotion."""
 
     model_name: str = Field(min_length=1)
-    promotion_margin: float = Field(ge=0, description="Required gain in average precision.")
+    promotion_margin: float = Field(
+        ge=0, description="Required gain in average precision."
+    )
 
 
 class PipelineParams(StageParams):
@@ -119,7 +123,9 @@ class ParamsError(ValueError):
     """params.yaml or a notebook parameter is invalid."""
 
 
-def parse_section[T: StageParams](model: type[T], values: dict[str, Any], *, section: str) -> T:
+def parse_section[T: StageParams](
+    model: type[T], values: dict[str, Any], *, section: str
+) -> T:
     """Validate one section's values, naming the section and key on failure.
 
     Date fields may be ISO strings ("2025-01-01"); every other value must already
@@ -161,5 +167,7 @@ def load_params(path: Path) -> PipelineParams:
         sections[name] = parse_section(field.annotation, raw[name] or {}, section=name)
     unknown = sorted(set(raw) - set(PipelineParams.model_fields))
     if unknown:
-        raise ParamsError(f"{path}: unknown section(s) {unknown}; remove or rename them")
+        raise ParamsError(
+            f"{path}: unknown section(s) {unknown}; remove or rename them"
+        )
     return PipelineParams(**sections)

@@ -50,7 +50,9 @@ class ServiceSettings:
     def from_environment(cls) -> ServiceSettings:
         """Read the settings from the environment and params.yaml."""
         root = project_root()
-        params = load_params(Path(os.environ.get("CARDFRAUD_PARAMS", root / "params.yaml")))
+        params = load_params(
+            Path(os.environ.get("CARDFRAUD_PARAMS", root / "params.yaml"))
+        )
         workspace = Workspace(
             Path(os.environ.get("CARDFRAUD_WORKSPACE", root)).resolve()
         )

@@ -57,7 +57,9 @@ def test_load_params_unknown_section(tmp_path):
 
 def test_parse_section_bad_date():
     values = yaml.safe_load(PARAMS.read_text())["generate"] | {"start": "01/02/2025"}
-    with pytest.raises(ParamsError, match=r"generate\.start: '01/02/2025' is not an ISO"):
+    with pytest.raises(
+        ParamsError, match=r"generate\.start: '01/02/2025' is not an ISO"
+    ):
         parse_section(GenerateParams, values, section="generate")
 
 

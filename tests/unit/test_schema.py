@@ -104,7 +104,9 @@ def test_request_model_has_every_non_label_column():
     model = build_request_model()
     expected = [column.name for column in COLUMNS if not column.is_label]
     assert list(model.model_fields) == expected
-    required = [name for name, field in model.model_fields.items() if field.is_required()]
+    required = [
+        name for name, field in model.model_fields.items() if field.is_required()
+    ]
     assert required == list(REQUIRED_COLUMNS)
 
 
@@ -140,7 +142,9 @@ def test_request_model_rejects_unknown_field():
 
 
 def test_request_model_rejects_huge_float_amount():
-    body = '{"transaction_id": "t", "timestamp": "2025-03-01T12:00:00Z", "card_id": "c",'
+    body = (
+        '{"transaction_id": "t", "timestamp": "2025-03-01T12:00:00Z", "card_id": "c",'
+    )
     body += ' "merchant_id": "m", "amount_minor": 1e309, "currency": "EUR"}'
     with pytest.raises(ValidationError) as caught:
         build_request_model().model_validate_json(body)
