@@ -35,7 +35,7 @@ pipeline: setup  ## Run the whole DVC pipeline (1,000,000 transactions) and show
 	$(RUN) dvc metrics show
 
 smoke-notebooks: setup  ## Execute every notebook at smoke size into reports/executed/.
-	$(RUN) python -m cardfraud.smoke --out reports/executed
+	$(RUN) cardfraud notebook smoke --out reports/executed
 
 test: setup  ## Run the test suite (the slow statistical suite excluded).
 	$(RUN) pytest -m "not slow"
@@ -53,7 +53,7 @@ site-check: setup  ## Check that every page, listing and embed of the site resol
 	$(RUN) cardfraud site check --executed-dir reports/executed
 
 bench: setup  ## Run the benchmarks and print the results (docs/benchmarks.md keeps them).
-	$(RUN) python -m benchmarks
+	$(RUN) cardfraud bench
 
 lab: setup  ## Start JupyterLab with the 'cardfraud' kernel on 127.0.0.1.
 	$(RUN) jupyter lab --ip 127.0.0.1 --no-browser notebooks/

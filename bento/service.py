@@ -16,8 +16,6 @@ import bentoml
 from cardfraud.schema import build_request_model
 from cardfraud.serving import ScoringCore, ServiceSettings
 
-logger = logging.getLogger("cardfraud.service")
-
 TransactionRequest = build_request_model()
 
 
@@ -30,6 +28,8 @@ class FraudScorer:
     """Score one transaction per request and return its fraud probability."""
 
     def __init__(self) -> None:
+        # BentoML configures the handlers; the library's loggers only need a level.
+        logging.getLogger("cardfraud").setLevel(logging.INFO)
         self.core = ScoringCore.from_settings(ServiceSettings.from_environment())
         # Objects loaded at start-up never die; freezing them keeps them out of the
         # full garbage collections that otherwise set the latency tail.

@@ -117,6 +117,24 @@ def notebook_strip(
         strip_file(path)
 
 
+@notebook_app.command("smoke")
+def notebook_smoke(
+    out: Annotated[Path, typer.Option(help="Folder for the executed notebooks.")],
+    workspace: Annotated[
+        Path | None,
+        typer.Option(help="Smoke workspace for their outputs; default a temp folder."),
+    ] = None,
+) -> None:
+    """Execute every stage notebook at its smoke-size defaults, in pipeline order."""
+    import tempfile
+
+    from cardfraud.smoke import execute_notebooks
+
+    folder = workspace or Path(tempfile.mkdtemp(prefix="cardfraud-smoke-"))
+    for path in execute_notebooks(out.resolve(), workspace_dir=folder.resolve()):
+        typer.echo(str(path))
+
+
 @notebook_app.command("install-kernel")
 def notebook_install_kernel(
     user: Annotated[
@@ -132,12 +150,19 @@ def notebook_install_kernel(
 @site_app.command("build")
 def site_build(
     out: Annotated[Path, typer.Option(help="Output folder.")] = Path("_site"),
+    quarto: Annotated[
+        bool,
+        typer.Option(
+            help="Use quarto when it is on PATH; --no-quarto forces nbconvert."
+        ),
+    ] = True,
 ) -> None:
     """Render the site with quarto, or export the executed notebooks to HTML."""
     from cardfraud.site import build_site
 
     root = project_root()
-    index = build_site(root, out if out.is_absolute() else root / out)
+    out_dir = out if out.is_absolute() else root / out
+    index = build_site(root, out_dir, use_quarto=None if quarto else False)
     typer.echo(str(index))
 
 
@@ -157,6 +182,23 @@ def site_check(
     if problems:
         raise typer.Exit(code=1)
     typer.echo("site: every page, listing and embed resolves")
+
+
+@app.command()
+def bench(params: ParamsOption = None) -> None:
+    """Time every pipeline stage in process at the size params.yaml sets.
+
+    The stages run on a temporary workspace, so the pipeline's own outputs and MLflow
+    store stay untouched. Prints markdown tables for docs/benchmarks.md.
+    """
+    from cardfraud.bench import machine_description, markdown_table, time_stages
+
+    os.environ.pop("MLFLOW_TRACKING_URI", None)
+    params_path = _params_path(params)
+    typer.echo(f"machine: {machine_description()}")
+    typer.echo(f"params: {params_path}\n")
+    typer.echo("## Pipeline stages, in process\n")
+    typer.echo(markdown_table(time_stages(params_path)))
 
 
 @app.command()

@@ -12,7 +12,6 @@ Run ``python -m cardfraud.site check`` or ``python -m cardfraud.site build``.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import fnmatch
 import html
@@ -21,7 +20,6 @@ import os
 import re
 import shutil
 import subprocess
-import sys
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,8 +29,6 @@ import nbformat
 import yaml
 from markdown_it import MarkdownIt
 from nbconvert import HTMLExporter
-
-from cardfraud import paths
 
 logger = logging.getLogger(__name__)
 
@@ -764,54 +760,3 @@ def render_html_page(title: str, body: str, extra_html: Sequence[str]) -> str:
         "",
     ]
     return "\n".join(parts)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Run the ``check`` or ``build`` command line.
-
-    Returns:
-        The exit status: 0 on success, 1 when the check finds problems.
-    """
-    parser = argparse.ArgumentParser(
-        prog="python -m cardfraud.site", description=__doc__
-    )
-    parser.add_argument(
-        "--project-root",
-        type=Path,
-        default=None,
-        help="folder with _quarto.yml; defaults to the repository root",
-    )
-    commands = parser.add_subparsers(dest="command", required=True)
-    check = commands.add_parser("check", help="check pages, listings and embeds")
-    check.add_argument(
-        "--executed-dir", type=Path, help="look up embedded notebooks here by file name"
-    )
-    build = commands.add_parser("build", help="render with Quarto, else with nbconvert")
-    build.add_argument("--out", type=Path, default=Path("_site"), help="site folder")
-    build.add_argument(
-        "--no-quarto",
-        action="store_true",
-        help="build with nbconvert even if Quarto exists",
-    )
-    args = parser.parse_args(argv)
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    root = args.project_root or paths.project_root()
-
-    if args.command == "check":
-        problems = check_quarto_project(root, executed_dir=args.executed_dir)
-        for problem in problems:
-            logger.error("%s", problem)
-        if problems:
-            return 1
-        logger.info("Quarto project resolves: pages, listings and embeds found")
-        return 0
-    out_dir = args.out if args.out.is_absolute() else root / args.out
-    use_quarto = False if args.no_quarto else None
-    build_site(root, out_dir, use_quarto=use_quarto)
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -2,15 +2,13 @@
 
 The notebooks' own parameter cells hold small sizes, and their outputs go to a smoke
 workspace (``$CARDFRAUD_SMOKE_DIR``), so this never touches the pipeline's outputs.
-Usage: ``python -m cardfraud.smoke --out DIR [--workspace DIR]``.
+Usage: ``cardfraud notebook smoke --out DIR [--workspace DIR]``.
 """
 
 from __future__ import annotations
 
-import argparse
 import logging
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -83,30 +81,3 @@ def execute_notebooks(out_dir: Path, *, workspace_dir: Path) -> list[Path]:
         else:
             os.environ[SMOKE_DIR_ENV] = previous
     return executed
-
-
-def main() -> None:
-    """Command-line entry point."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument(
-        "--out", type=Path, required=True, help="executed notebooks folder"
-    )
-    parser.add_argument(
-        "--workspace",
-        type=Path,
-        default=None,
-        help="smoke workspace; default a temp folder",
-    )
-    arguments = parser.parse_args()
-    logging.basicConfig(
-        level=logging.INFO, format="%(levelname)s %(name)s: %(message)s"
-    )
-    workspace = arguments.workspace or Path(tempfile.mkdtemp(prefix="cardfraud-smoke-"))
-    for path in execute_notebooks(
-        arguments.out.resolve(), workspace_dir=workspace.resolve()
-    ):
-        logger.info("wrote %s", path)
-
-
-if __name__ == "__main__":
-    main()

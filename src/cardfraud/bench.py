@@ -1,4 +1,4 @@
-"""Wall time and peak memory of every pipeline stage at the size params.yaml sets.
+"""Benchmarks: wall time and peak memory of every pipeline stage at full size.
 
 The stages run in process on a temporary workspace, so the pipeline's own outputs and
 MLflow store stay untouched. Papermill and DVC overhead (kernel start, about 5 to 10 s a
@@ -8,6 +8,8 @@ stage) is not included.
 from __future__ import annotations
 
 import logging
+import os
+import platform
 import resource
 import tempfile
 import time
@@ -59,3 +61,11 @@ def markdown_table(rows: list[dict[str, float | str]]) -> str:
     total = sum(float(row["seconds"]) for row in rows)
     lines.append(f"| total | {total:.1f} | |")
     return "\n".join(lines)
+
+
+def machine_description() -> str:
+    """Describe the machine a benchmark ran on: architecture, cores, Python."""
+    return (
+        f"{platform.machine()}, {os.cpu_count()} cores, "
+        f"Python {platform.python_version()}"
+    )

@@ -1,1 +1,0 @@
-"""Benchmarks of the project, run by ``make bench`` (``python -m benchmarks``)."""
