@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import logging
 import sys
 from pathlib import Path
@@ -28,13 +29,52 @@ VOLATILE_PAPERMILL_KEYS = (
 )
 
 
+def declared_parameters(notebook: nbformat.NotebookNode) -> set[str]:
+    """Return the names assigned at top level in the cell tagged ``parameters``."""
+    names: set[str] = set()
+    for cell in notebook.cells:
+        if cell.cell_type != "code" or "parameters" not in cell.metadata.get(
+            "tags", []
+        ):
+            continue
+        for node in ast.parse(cell.source).body:
+            targets = node.targets if isinstance(node, ast.Assign) else []
+            if isinstance(node, ast.AnnAssign):
+                targets = [node.target]
+            names.update(t.id for t in targets if isinstance(t, ast.Name))
+    return names
+
+
+def keep_declared_parameters(notebook: nbformat.NotebookNode) -> None:
+    """Drop injected parameters that the notebook's parameters cell does not declare.
+
+    ``papermill -f params.yaml`` injects every section of the file; keeping only the
+    declared ones makes an executed notebook depend on its own stage's parameters,
+    as DVC's ``params`` for the stage do. Changes ``notebook`` in place.
+    """
+    from papermill.translators import PythonTranslator
+
+    papermill = notebook.metadata.get("papermill")
+    if not papermill or "parameters" not in papermill:
+        return
+    declared = declared_parameters(notebook)
+    injected = papermill["parameters"]
+    kept = {name: value for name, value in injected.items() if name in declared}
+    papermill["parameters"] = kept
+    for cell in notebook.cells:
+        if "injected-parameters" in cell.metadata.get("tags", []):
+            cell.source = PythonTranslator.codify(kept, "Parameters").rstrip("\n")
+
+
 def strip_volatile_metadata(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:
     """Return a copy of a notebook without timestamps, durations and execution counts.
 
-    Outputs and the injected parameters are kept, so an executed notebook is a stable
-    record of what the run showed: two runs with the same inputs give the same bytes.
+    Outputs and the parameters the notebook declares are kept, so an executed notebook
+    is a stable record of what the run showed: two runs with the same inputs give the
+    same bytes.
     """
     cleaned = nbformat.from_dict(notebook)
+    keep_declared_parameters(cleaned)
     for key in VOLATILE_NOTEBOOK_KEYS:
         cleaned.metadata.pop(key, None)
     papermill = cleaned.metadata.get("papermill")

@@ -5,7 +5,7 @@ from cardfraud.notebooks import strip_volatile_metadata
 
 def executed_notebook(start: str, duration: float) -> nbformat.NotebookNode:
     notebook = nbformat.v4.new_notebook()
-    cell = nbformat.v4.new_code_cell("1 + 1")
+    cell = nbformat.v4.new_code_cell("rows = 1\nrows + 1")
     cell.execution_count = 7
     cell.metadata["papermill"] = {"start_time": start, "duration": duration}
     cell.metadata["tags"] = ["parameters"]
@@ -45,3 +45,15 @@ def test_strip_volatile_metadata_leaves_input_unchanged():
     strip_volatile_metadata(notebook)
     assert notebook.cells[0].execution_count == 7
     assert "start_time" in notebook.metadata["papermill"]
+
+
+def test_strip_volatile_metadata_drops_undeclared_parameters():
+    notebook = executed_notebook("2025-01-01T00:00", 1.5)
+    injected = nbformat.v4.new_code_cell('# Parameters\nrows = 10\nother = {"a": 1}\n')
+    injected.metadata["tags"] = ["injected-parameters"]
+    notebook.cells.append(injected)
+    notebook.metadata["papermill"]["parameters"] = {"rows": 10, "other": {"a": 1}}
+    notebook.cells[0].source = "rows = 5"
+    cleaned = strip_volatile_metadata(notebook)
+    assert cleaned.metadata["papermill"]["parameters"] == {"rows": 10}
+    assert cleaned.cells[1].source == "# Parameters\nrows = 10"
