@@ -127,23 +127,15 @@ def test_real_project_resolves_with_labelled_notebooks(tmp_path: Path) -> None:
     assert_project_resolves(ROOT, executed)
 
 
-def test_real_project_resolves_smoke_executed(request: pytest.FixtureRequest) -> None:
-    if not any((ROOT / "notebooks").glob("*.ipynb")):
-        pytest.skip("no stage notebook in notebooks/ to execute")
-    try:
-        executed = request.getfixturevalue("executed_notebooks_dir")
-    except pytest.FixtureLookupError:
-        pytest.skip("fixture executed_notebooks_dir is not defined in this test run")
-    assert_project_resolves(ROOT, Path(executed))
+def test_real_project_resolves_smoke_executed(executed_notebooks_dir: Path) -> None:
+    assert_project_resolves(ROOT, executed_notebooks_dir)
 
 
 def test_source_notebooks_declare_embedded_labels() -> None:
     embeds = find_embeds(ROOT)
-    present = [e for e in embeds if (ROOT / "notebooks" / e.notebook.name).is_file()]
-    if not present:
-        pytest.skip("no stage notebook in notebooks/ yet")
+    assert embeds
     missing = []
-    for embed in present:
+    for embed in embeds:
         labels = read_cell_labels(ROOT / "notebooks" / embed.notebook.name)
         if embed.label not in labels:
             missing.append(embed.target)
