@@ -48,9 +48,9 @@ def declared_parameters(notebook: nbformat.NotebookNode) -> set[str]:
 def keep_declared_parameters(notebook: nbformat.NotebookNode) -> None:
     """Drop injected parameters that the notebook's parameters cell does not declare.
 
-    ``papermill -f params.yaml`` injects every section of the file; keeping only the
+    ``papermill -f params.yaml`` injects every section of the file. Keeping only the
     declared ones makes an executed notebook depend on its own stage's parameters,
-    as DVC's ``params`` for the stage do. Changes ``notebook`` in place.
+    as the stage's ``params`` in dvc.yaml do. Changes ``notebook`` in place.
     """
     from papermill.translators import PythonTranslator
 
@@ -59,11 +59,15 @@ def keep_declared_parameters(notebook: nbformat.NotebookNode) -> None:
         return
     declared = declared_parameters(notebook)
     injected = papermill["parameters"]
-    kept = {name: value for name, value in injected.items() if name in declared}
-    papermill["parameters"] = kept
+    declared_values = {
+        name: value for name, value in injected.items() if name in declared
+    }
+    papermill["parameters"] = declared_values
     for cell in notebook.cells:
         if "injected-parameters" in cell.metadata.get("tags", []):
-            cell.source = PythonTranslator.codify(kept, "Parameters").rstrip("\n")
+            cell.source = PythonTranslator.codify(declared_values, "Parameters").rstrip(
+                "\n"
+            )
 
 
 def strip_volatile_metadata(notebook: nbformat.NotebookNode) -> nbformat.NotebookNode:

@@ -1,4 +1,4 @@
-"""Where the project's files live: the project root and a workspace of stage outputs.
+"""Project root discovery and the workspace layout of stage outputs.
 
 The pipeline's workspace is the project root itself. Notebook smoke runs and tests use a
 separate workspace folder with the same layout, so they never touch pipeline outputs.
@@ -22,12 +22,13 @@ def project_root() -> Path:
     configured = os.environ.get(ROOT_ENV)
     if configured:
         return Path(configured).resolve()
-    here = Path(__file__).resolve()
-    for folder in here.parents:
+    module_path = Path(__file__).resolve()
+    for folder in module_path.parents:
         if (folder / "dvc.yaml").is_file() and (folder / "pyproject.toml").is_file():
             return folder
     raise FileNotFoundError(
-        f"project root not found above {here}: set {ROOT_ENV} to the repository folder"
+        f"project root not found above {module_path}: "
+        f"set {ROOT_ENV} to the repository folder"
     )
 
 
@@ -36,7 +37,7 @@ class Workspace:
     """Layout of stage outputs under one root folder.
 
     Attributes:
-        root: Folder that holds every output below.
+        root: Folder that contains every output below.
     """
 
     root: Path
@@ -126,8 +127,8 @@ def resolve_workspace(workspace: str | os.PathLike[str] | None) -> Workspace:
 
     Args:
         workspace: None for the smoke workspace (``$CARDFRAUD_SMOKE_DIR``, else
-            ``<root>/.smoke``); a relative path is taken from the project root, so
-            ``"."`` is the pipeline's own workspace; an absolute path is used as is.
+            ``<root>/.smoke``). A relative path is taken from the project root, so
+            ``"."`` is the pipeline's own workspace. An absolute path is used as is.
     """
     if workspace is None:
         configured = os.environ.get(SMOKE_DIR_ENV)

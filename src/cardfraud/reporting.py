@@ -1,7 +1,7 @@
 """Tables and figures that the stage notebooks show and the report site embeds.
 
-Each function takes plain data and returns a pandas DataFrame or a matplotlib Figure;
-none of them reads files or shows anything, so the notebooks stay thin.
+Each function takes plain data and returns a pandas DataFrame or a matplotlib Figure.
+None of them reads files or displays anything, so the notebooks stay thin.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ def key_value_table(
 ) -> pd.DataFrame:
     """Return a two-column table (name, value) of a possibly nested mapping."""
     flat = flatten_mapping(values)
-    shown = {
+    display_values = {
         key: (", ".join(map(str, value)) if isinstance(value, list | tuple) else value)
         for key, value in flat.items()
     }
     return pd.DataFrame(
-        {"name": list(shown), value_name: list(shown.values())}
+        {"name": list(display_values), value_name: list(display_values.values())}
     ).set_index("name")
 
 
@@ -90,9 +90,9 @@ def bar_figure(
     frame: pd.DataFrame, *, label: str, value: str, xlabel: str, top: int = 20
 ) -> Figure:
     """Plot the ``top`` largest values as horizontal bars, largest at the top."""
-    shown = frame.sort_values(value, ascending=False).head(top).iloc[::-1]
-    figure, axes = plt.subplots(figsize=(FIGURE_SIZE[0], 0.28 * len(shown) + 1.0))
-    axes.barh(shown[label].astype(str), shown[value], color="tab:blue")
+    largest = frame.sort_values(value, ascending=False).head(top).iloc[::-1]
+    figure, axes = plt.subplots(figsize=(FIGURE_SIZE[0], 0.28 * len(largest) + 1.0))
+    axes.barh(largest[label].astype(str), largest[value], color="tab:blue")
     axes.set_xlabel(xlabel)
     axes.grid(axis="x", alpha=0.3)
     figure.tight_layout()
