@@ -9,6 +9,7 @@ from typing import Any
 
 from cardfraud.params import RegisterParams
 from cardfraud.paths import Workspace
+from cardfraud.reporting import flatten_mapping
 
 logger = logging.getLogger(__name__)
 
@@ -27,18 +28,6 @@ def read_json(path: Path) -> dict[str, Any]:
     return json.loads(path.read_text(encoding="utf-8"))
 
 
-def flatten(values: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """Flatten nested dicts into dotted keys, keeping scalars and short lists."""
-    flat: dict[str, Any] = {}
-    for key, value in values.items():
-        name = f"{prefix}{key}"
-        if isinstance(value, dict):
-            flat.update(flatten(value, f"{name}."))
-        else:
-            flat[name] = value
-    return flat
-
-
 def run(ws: Workspace, params: RegisterParams) -> dict[str, Any]:
     """Write ``reports/summary.json`` from the manifest, metrics and registration.
 
@@ -54,8 +43,8 @@ def run(ws: Workspace, params: RegisterParams) -> dict[str, Any]:
             for key in ("rows", "frauds", "config_hash", "package_version", "seed")
             if key in manifest
         },
-        "train": flatten(read_json(ws.metrics_dir / "train.json")),
-        "evaluate": flatten(read_json(ws.metrics_dir / "evaluate.json")),
+        "train": flatten_mapping(read_json(ws.metrics_dir / "train.json")),
+        "evaluate": flatten_mapping(read_json(ws.metrics_dir / "evaluate.json")),
         "registration": read_json(ws.registration_file),
     }
     ws.reports_dir.mkdir(parents=True, exist_ok=True)
