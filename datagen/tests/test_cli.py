@@ -94,3 +94,81 @@ def test_console_module_runs():
     )
     assert result.returncode == 0, result.stderr
     assert "stolen_card_spree" in result.stdout
+
+
+def test_rows_and_days_override_config(tmp_path):
+    config = tmp_path / "span.yaml"
+    config.write_text("cards: 300\nend: 2025-01-20\nseed: 3\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = runner.invoke(
+        app,
+        [
+            "generate",
+            "--config",
+            str(config),
+            "--out",
+            str(out),
+            "--rows",
+            "2000",
+            "--days",
+            "3",
+            "--quiet",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["rows"] == 2000
+    assert manifest["config"]["cards"] is None
+    assert manifest["config"]["days"] == 3
+    assert manifest["config"]["end"] is None
+    assert manifest["seed"] == 3
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [
+        ("--rows", "-5"),
+        ("--rows", "0"),
+        ("--rows", "abc"),
+        ("--days", "0"),
+        ("--days", "99999"),
+        ("--seed", "-1"),
+    ],
+)
+def test_bad_option_value_exits_2(tmp_path, option, value):
+    out = tmp_path / "out"
+    result = runner.invoke(app, ["generate", "--out", str(out), option, value])
+    assert result.exit_code == 2
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert result.stderr.startswith(f"error: {option} must be an integer")
+    assert repr(value) in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_csv_flag_writes_csv(tmp_path):
+    out = tmp_path / "out"
+    args = ["generate", "--out", str(out), "--rows", "2000", "--days", "2"]
+    result = runner.invoke(app, [*args, "--csv", "--quiet"])
+    assert result.exit_code == 0, result.output
+    csv_files = sorted(p.relative_to(out).as_posix() for p in out.rglob("*.csv"))
+    assert csv_files == [
+        "csv/dt=2025-01-01/part-0.csv",
+        "csv/dt=2025-01-02/part-0.csv",
+    ]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["config"]["write_csv"] is True
+
+
+def test_non_empty_out_left_untouched(tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "keep.txt").write_text("mine\n", encoding="utf-8")
+    result = runner.invoke(
+        app, ["generate", "--out", str(out), "--rows", "2000", "--days", "2"]
+    )
+    assert result.exit_code == 2
+    assert "not empty" in result.stderr
+    assert "--overwrite" in result.stderr
+    assert [p.name for p in out.iterdir()] == ["keep.txt"]
+    assert (out / "keep.txt").read_text(encoding="utf-8") == "mine\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out"]

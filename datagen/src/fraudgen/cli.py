@@ -1,6 +1,7 @@
-"""Command line: ``fraudgen generate``, ``describe`` and ``validate-config``.
+"""Command line: ``fraudgen generate``, ``audit``, ``describe``, ``validate-config``.
 
-A configuration error prints one line that names the key and exits with status 2.
+A configuration error or an invalid option prints one line that names the key or
+the option and exits with status 2.
 """
 
 from __future__ import annotations
@@ -13,13 +14,17 @@ from typing import Annotated, Any
 import typer
 
 from fraudgen import __version__
+from fraudgen.audit import audit_path
 from fraudgen.catalogue import CHANNELS
-from fraudgen.config import ConfigError, GeneratorConfig, load_config
+from fraudgen.config import MAX_DAYS, ConfigError, GeneratorConfig, load_config
 from fraudgen.descriptions import COLUMN_DESCRIPTIONS, SCENARIO_DESCRIPTIONS
 from fraudgen.frame import SCHEMA
 from fraudgen.writer import generate_to_path
 
 CONFIG_ERROR_EXIT = 2
+LEAK_FOUND_EXIT = 1
+STORAGE_ERROR_EXIT = 1
+MAX_SEED = 2**63 - 1
 
 app = typer.Typer(
     help="Generate synthetic card payments with labelled fraud scenarios.",
@@ -41,20 +46,60 @@ def _load(config: Path | None, overrides: dict[str, Any]) -> GeneratorConfig:
         raise AssertionError("unreachable") from error
 
 
+def _parse_int(
+    option: str, text: str | None, *, minimum: int, maximum: int
+) -> int | None:
+    """Parse an integer option, failing with one line that names the option."""
+    if text is None:
+        return None
+    try:
+        value = int(text)
+    except ValueError:
+        value = None
+    if value is None or not minimum <= value <= maximum:
+        _fail(f"{option} must be an integer from {minimum} to {maximum}, got {text!r}")
+    return value
+
+
 @app.command()
 def generate(
-    out: Annotated[Path, typer.Option("--out", help="Output folder for the data set.")],
+    out: Annotated[
+        str,
+        typer.Option(
+            "--out",
+            help="Output folder: a local path or an fsspec URL such as "
+            "s3://bucket/raw (S3 endpoint from AWS_ENDPOINT_URL).",
+        ),
+    ],
     config: Annotated[
         Path | None,
         typer.Option("--config", help="YAML config merged over the defaults."),
     ] = None,
     rows: Annotated[
-        int | None, typer.Option("--rows", help="Target number of transactions.")
+        str | None,
+        typer.Option(
+            "--rows",
+            metavar="N",
+            help="Target number of transactions; overrides "
+            "rows or cards of the config.",
+        ),
     ] = None,
-    days: Annotated[int | None, typer.Option("--days", help="Span in days.")] = None,
+    days: Annotated[
+        str | None,
+        typer.Option(
+            "--days",
+            metavar="D",
+            help="Span in days; overrides days or end of the config.",
+        ),
+    ] = None,
     seed: Annotated[
-        int | None, typer.Option("--seed", help="Seed of every random draw.")
+        str | None,
+        typer.Option("--seed", metavar="S", help="Seed of every random draw."),
     ] = None,
+    csv: Annotated[
+        bool,
+        typer.Option("--csv", help="Also write csv/dt=YYYY-MM-DD/part-0.csv."),
+    ] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Replace a non-empty output folder.")
     ] = False,
@@ -63,30 +108,39 @@ def generate(
     ] = False,
 ) -> None:
     """Write daily parquet partitions and manifest.json to OUT."""
-    overrides = {
-        key: value
-        for key, value in (("rows", rows), ("days", days), ("seed", seed))
-        if value is not None
+    options = {
+        "rows": _parse_int("--rows", rows, minimum=1, maximum=2_000_000_000),
+        "days": _parse_int("--days", days, minimum=1, maximum=MAX_DAYS),
+        "seed": _parse_int("--seed", seed, minimum=0, maximum=MAX_SEED),
+        "write_csv": True if csv else None,
     }
+    overrides = {key: value for key, value in options.items() if value is not None}
     settings = _load(config, overrides)
-    logging.basicConfig(
-        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    _configure_logging()
     try:
         manifest = _generate_with_progress(
             settings, out, overwrite=overwrite, quiet=quiet
         )
-    except FileExistsError as error:
+    except (FileExistsError, FileNotFoundError, ValueError) as error:
         _fail(str(error))
         return
+    except OSError as error:
+        typer.echo(f"error: writing to {out} failed: {error}", err=True)
+        raise typer.Exit(STORAGE_ERROR_EXIT) from None
     typer.echo(
         f"wrote {manifest.rows} transactions ({manifest.frauds} fraudulent, "
         f"{manifest.fraud_rate:.4%}) over {manifest.days} days to {out}"
     )
 
 
+def _configure_logging() -> None:
+    logging.basicConfig(
+        level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+
+
 def _generate_with_progress(
-    settings: GeneratorConfig, out: Path, *, overwrite: bool, quiet: bool
+    settings: GeneratorConfig, out: str, *, overwrite: bool, quiet: bool
 ) -> Any:
     from rich.progress import Progress
 
@@ -98,6 +152,51 @@ def _generate_with_progress(
             overwrite=overwrite,
             progress=lambda done: progress.update(task, completed=done),
         )
+
+
+@app.command()
+def audit(
+    data: Annotated[
+        str,
+        typer.Argument(
+            metavar="DIR",
+            help="Data set folder written by generate, a local path or an fsspec URL.",
+        ),
+    ],
+    json_file: Annotated[
+        Path | None,
+        typer.Option("--json", metavar="FILE", help="Also write the report as JSON."),
+    ] = None,
+    threshold: Annotated[
+        float,
+        typer.Option(
+            "--threshold", help="AUC above which an id-like column is a leak."
+        ),
+    ] = 0.55,
+    folds: Annotated[
+        int,
+        typer.Option("--folds", help="Folds of the out-of-fold target rate."),
+    ] = 5,
+    seed: Annotated[
+        int, typer.Option("--seed", help="Seed of the fold assignment.")
+    ] = 0,
+) -> None:
+    """Report how well each column alone separates fraud (ROC AUC).
+
+    Exits with status 1 when an id or timestamp column has an AUC above the
+    threshold, 0 otherwise, and 2 when DIR cannot be read.
+    """
+    _configure_logging()
+    try:
+        report = audit_path(data, threshold=threshold, folds=folds, seed=seed)
+    except (FileNotFoundError, ValueError) as error:
+        _fail(str(error))
+        return
+    typer.echo(report.format_table())
+    if json_file is not None:
+        json_file.write_text(report.to_json(), encoding="utf-8")
+    if report.leaks:
+        raise typer.Exit(LEAK_FOUND_EXIT)
 
 
 @app.command()

@@ -1,18 +1,26 @@
-"""Writing a data set as Hive-style daily parquet partitions with a manifest."""
+"""Writing a data set as Hive-style daily parquet partitions with a manifest.
+
+The output is a local folder or any fsspec URL, such as ``s3://bucket/raw``.
+"""
 
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
+import posixpath
 import shutil
 import tempfile
+import uuid
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+import fsspec
 import polars as pl
+from fsspec.implementations.local import LocalFileSystem
 
 from fraudgen import __version__
 from fraudgen.config import SCENARIOS, GeneratorConfig
@@ -121,37 +129,66 @@ def generate_to_path(
     *,
     overwrite: bool = False,
     progress: Callable[[int], None] | None = None,
+    storage_options: dict[str, Any] | None = None,
 ) -> Manifest:
     """Generate the data set of ``config`` into ``out`` and return its manifest.
 
     Writes ``dt=YYYY-MM-DD/part-0.parquet`` per day (and ``csv/dt=.../part-0.csv``
-    when ``write_csv`` is set) plus ``manifest.json``. Files are written to a
-    temporary folder beside ``out`` that replaces ``out`` only after every file is
-    complete, so a failure leaves no partial output and an existing ``out``
-    unchanged. Memory use is bounded by one shard of ``shard_days`` days.
+    when ``write_csv`` is set) plus ``manifest.json``. Memory use is bounded by one
+    shard of ``shard_days`` days.
+
+    A local ``out`` is written to a temporary folder beside it that replaces
+    ``out`` only after every file is complete, so a failure leaves no partial
+    output and an existing ``out`` unchanged. Any other fsspec URL, such as
+    ``s3://bucket/raw``, is written under a temporary prefix beside it, then each
+    file is copied into place with the manifest last, and the temporary prefix is
+    deleted. A reader that waits for ``manifest.json`` never sees partial data.
 
     Args:
         config: Validated configuration.
-        out: Output folder.
+        out: Output folder: a local path or an fsspec URL.
         overwrite: Replace ``out`` if it exists and is not empty.
         progress: Called with the number of days finished after each shard.
+        storage_options: Keyword arguments of the fsspec filesystem of ``out``,
+            such as ``{"endpoint_url": ...}`` for S3; ignored for local paths.
 
     Raises:
         FileExistsError: ``out`` exists, is not empty and ``overwrite`` is False.
+        FileNotFoundError: The bucket of a remote ``out`` does not exist.
+        ValueError: A remote ``out`` names a bucket without a prefix.
     """
-    target = Path(out)
+    fs, root = fsspec.core.url_to_fs(str(out), **(storage_options or {}))
+    if isinstance(fs, LocalFileSystem):
+        manifest = _generate_to_folder(
+            config, Path(root), overwrite=overwrite, progress=progress
+        )
+    else:
+        manifest = _generate_to_prefix(
+            config, fs, root, url=str(out), overwrite=overwrite, progress=progress
+        )
+    logger.info(
+        "wrote %d rows (%d fraudulent) to %s", manifest.rows, manifest.frauds, out
+    )
+    return manifest
+
+
+def _generate_to_folder(
+    config: GeneratorConfig,
+    target: Path,
+    *,
+    overwrite: bool,
+    progress: Callable[[int], None] | None,
+) -> Manifest:
     _check_target(target, overwrite=overwrite)
     target.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.tmp-", dir=target.parent))
     try:
-        manifest = _write_data_set(config, staging, progress=progress)
+        local = LocalFileSystem(auto_mkdir=True)
+        manifest = _write_data_set(config, local, str(staging), progress=progress)
         _replace_folder(staging, target)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    logger.info(
-        "wrote %d rows (%d fraudulent) to %s", manifest.rows, manifest.frauds, target
-    )
     return manifest
 
 
@@ -179,8 +216,100 @@ def _replace_folder(staging: Path, target: Path) -> None:
     shutil.rmtree(retired, ignore_errors=True)
 
 
+def _generate_to_prefix(
+    config: GeneratorConfig,
+    fs: fsspec.AbstractFileSystem,
+    root: str,
+    *,
+    url: str,
+    overwrite: bool,
+    progress: Callable[[int], None] | None,
+) -> Manifest:
+    root = root.rstrip("/")
+    existing = _check_prefix(fs, root, url=url, overwrite=overwrite)
+    parent, name = posixpath.split(root)
+    # The random suffix only names the temporary prefix; the data do not depend on it.
+    staging = f"{parent}/.{name}.tmp-{uuid.uuid4().hex}"
+    try:
+        manifest = _write_data_set(config, fs, staging, progress=progress)
+        _publish_prefix(fs, staging, root, manifest=manifest, existing=existing)
+    except BaseException:
+        _remove_prefix(fs, staging)
+        raise
+    return manifest
+
+
+def _check_prefix(
+    fs: fsspec.AbstractFileSystem, root: str, *, url: str, overwrite: bool
+) -> list[str]:
+    """Validate a remote output prefix and return the keys already under it."""
+    bucket = root.split("/", 1)[0]
+    if "/" not in root:
+        raise ValueError(
+            f"output {url} names a bucket without a prefix; add one, such as "
+            f"{url.rstrip('/')}/raw"
+        )
+    fs.invalidate_cache()
+    if not fs.exists(bucket):
+        raise FileNotFoundError(
+            f"bucket {bucket!r} of output {url} not found; create it first"
+        )
+    if fs.isfile(root):
+        raise FileExistsError(
+            f"output {url} exists and is not a folder; choose another path"
+        )
+    existing = fs.find(root)
+    if existing and not overwrite:
+        raise FileExistsError(
+            f"output folder {url} is not empty; remove it or pass overwrite=True"
+            " (--overwrite on the command line)"
+        )
+    return existing
+
+
+def _publish_prefix(
+    fs: fsspec.AbstractFileSystem,
+    staging: str,
+    root: str,
+    *,
+    manifest: Manifest,
+    existing: list[str],
+) -> None:
+    """Copy the staged files to ``root``, manifest last, then delete ``staging``.
+
+    An existing manifest is deleted first and stale keys are deleted before the
+    new manifest is written, so a manifest under ``root`` always describes the
+    files beside it.
+    """
+    # NOTE: object stores have no atomic rename. A failure while copying leaves
+    # ``root`` with some new data files and no manifest.
+    manifest_key = f"{root}/{MANIFEST_NAME}"
+    if manifest_key in existing:
+        fs.rm_file(manifest_key)
+    for entry in manifest.files:
+        fs.cp_file(f"{staging}/{entry.path}", f"{root}/{entry.path}")
+    written = {f"{root}/{entry.path}" for entry in manifest.files}
+    stale = sorted(set(existing) - written - {manifest_key})
+    if stale:
+        fs.rm(stale)
+    fs.cp_file(f"{staging}/{MANIFEST_NAME}", manifest_key)
+    _remove_prefix(fs, staging)
+    fs.invalidate_cache()
+
+
+def _remove_prefix(fs: fsspec.AbstractFileSystem, prefix: str) -> None:
+    fs.invalidate_cache()
+    keys = fs.find(prefix)
+    if keys:
+        fs.rm(keys)
+
+
 def _write_data_set(
-    config: GeneratorConfig, folder: Path, *, progress: Callable[[int], None] | None
+    config: GeneratorConfig,
+    fs: fsspec.AbstractFileSystem,
+    folder: str,
+    *,
+    progress: Callable[[int], None] | None,
 ) -> Manifest:
     generation = Generation(config)
     files: list[FileEntry] = []
@@ -188,7 +317,7 @@ def _write_data_set(
     days_done = 0
     for shard in generation.shards():
         for day, frame in shard.day_frames():
-            files.extend(_write_day(folder, day, frame, write_csv=config.write_csv))
+            files.extend(_write_day(fs, folder, day, frame, write_csv=config.write_csv))
         for name, count in scenario_counts(shard.frame).items():
             scenario_rows[name] += count
         days_done += len(shard.days)
@@ -196,27 +325,44 @@ def _write_data_set(
             progress(days_done)
     files.sort(key=lambda entry: entry.path)
     manifest = _build_manifest(config, generation, files, scenario_rows)
-    (folder / MANIFEST_NAME).write_text(manifest.to_json(), encoding="utf-8")
+    fs.pipe_file(f"{folder}/{MANIFEST_NAME}", manifest.to_json().encode("utf-8"))
     return manifest
 
 
 def _write_day(
-    folder: Path, day: Any, frame: pl.DataFrame, *, write_csv: bool
+    fs: fsspec.AbstractFileSystem,
+    folder: str,
+    day: Any,
+    frame: pl.DataFrame,
+    *,
+    write_csv: bool,
 ) -> list[FileEntry]:
     frauds = int(frame["is_fraud"].sum())
-    entries = []
+    buffer = io.BytesIO()
+    frame.write_parquet(buffer, compression=PARQUET_COMPRESSION, statistics=True)
     relative = partition_path(day)
-    path = folder / relative
-    path.parent.mkdir(parents=True)
-    frame.write_parquet(path, compression=PARQUET_COMPRESSION, statistics=True)
-    entries.append(FileEntry(relative, frame.height, frauds, sha256_file(path)))
+    entries = [_put_file(fs, folder, relative, buffer.getvalue(), frame, frauds)]
     if write_csv:
+        buffer = io.BytesIO()
+        frame.write_csv(buffer)
         relative = "csv/" + partition_path(day, suffix="csv")
-        path = folder / relative
-        path.parent.mkdir(parents=True)
-        frame.write_csv(path)
-        entries.append(FileEntry(relative, frame.height, frauds, sha256_file(path)))
+        entries.append(
+            _put_file(fs, folder, relative, buffer.getvalue(), frame, frauds)
+        )
     return entries
+
+
+def _put_file(
+    fs: fsspec.AbstractFileSystem,
+    folder: str,
+    relative: str,
+    data: bytes,
+    frame: pl.DataFrame,
+    frauds: int,
+) -> FileEntry:
+    fs.pipe_file(f"{folder}/{relative}", data)
+    digest = hashlib.sha256(data).hexdigest()
+    return FileEntry(relative, frame.height, frauds, digest)
 
 
 def _build_manifest(
