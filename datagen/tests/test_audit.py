@@ -177,13 +177,6 @@ def generated_report():
     return audit_frame(frame)
 
 
-ORDERED_IDS = pytest.mark.xfail(
-    strict=True,
-    reason="merchants are numbered in creation order, physical shops before online "
-    "shops, so merchant and terminal ids alone separate fraud",
-)
-
-
 @pytest.mark.parametrize(
     "column",
     [
@@ -192,8 +185,8 @@ ORDERED_IDS = pytest.mark.xfail(
         "card_id",
         "customer_id",
         "device_id",
-        pytest.param("merchant_id", marks=ORDERED_IDS),
-        pytest.param("terminal_id", marks=ORDERED_IDS),
+        "merchant_id",
+        "terminal_id",
     ],
 )
 def test_generated_id_does_not_separate_fraud(generated_report, column):

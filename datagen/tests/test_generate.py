@@ -157,7 +157,7 @@ def test_manifest_contents(tmp_path, small_frame, make_config):
     assert manifest.rows == small_frame.height
     assert manifest.frauds == int(small_frame["is_fraud"].sum())
     assert sum(s["rows"] for s in manifest.scenarios.values()) == manifest.frauds
-    assert manifest.package_version == "0.1.0"
+    assert manifest.package_version == "0.2.0"
     assert manifest.seed == 7
     assert manifest.config_hash == make_config(write_csv=True).config_hash()
     assert len([f for f in manifest.files if f.path.startswith("csv/")]) == 21

@@ -172,6 +172,41 @@ def pick_online(
     return population.online_merchants[position]
 
 
+def pick_fraud_online(
+    rng: np.random.Generator,
+    population: Population,
+    *,
+    home_country: np.ndarray,
+    outside_eea: float,
+    domestic: float,
+) -> np.ndarray:
+    """Draw web shops for fraudulent payments, one per entry of ``home_country``.
+
+    A shop is outside the EEA with probability ``outside_eea``, in the card's home
+    country with probability ``domestic``, and otherwise drawn by popularity. A
+    draw without a candidate shop (no shop outside the EEA, or none in the home
+    country) falls back to popularity.
+
+    Returns:
+        Merchant indices, int64.
+    """
+    size = len(home_country)
+    choice = rng.random(size)
+    shop = pick_online(rng, population, size)
+    foreign_shops = population.online_outside_eea
+    if len(foreign_shops) > 0:
+        foreign = foreign_shops[rng.integers(0, len(foreign_shops), size)]
+        shop = np.where(choice < outside_eea, foreign, shop)
+    count = population.online_country_count[home_country]
+    position = population.online_country_start[home_country] + (
+        rng.random(size) * count
+    ).astype(np.int64)
+    position = np.minimum(position, len(population.online_by_country) - 1)
+    home = population.online_by_country[position]
+    at_home = (choice >= outside_eea) & (choice < outside_eea + domestic) & (count > 0)
+    return np.where(at_home, home, shop)
+
+
 def pick_travel_city(
     rng: np.random.Generator, population: Population, size: int
 ) -> np.ndarray:

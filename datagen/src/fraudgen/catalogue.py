@@ -100,6 +100,25 @@ UNITS_PER_EUR: dict[str, float] = {
     "THB": 38.0,
 }
 
+# Members of the European Economic Area (EU plus Iceland, Liechtenstein and Norway)
+# among the countries above. GB and CH are outside it.
+EEA_COUNTRIES: tuple[str, ...] = (
+    "AT",
+    "BE",
+    "CZ",
+    "DE",
+    "DK",
+    "ES",
+    "FI",
+    "FR",
+    "IE",
+    "IT",
+    "NL",
+    "PL",
+    "PT",
+    "SE",
+)
+
 MERCHANT_KINDS = ("physical", "online", "atm")
 PHYSICAL, ONLINE, ATM = 0, 1, 2
 
@@ -235,7 +254,7 @@ HOUR_SHIFT_WEIGHTS = np.array([0.08, 0.17, 0.40, 0.20, 0.10, 0.05])
 CHANNELS = ("pos", "ecommerce", "atm", "contactless")
 POS, ECOMMERCE, ATM_CHANNEL, CONTACTLESS = 0, 1, 2, 3
 # Average share of each channel in a customer's payments (by count), in CHANNELS order.
-CHANNEL_SHARES = np.array([0.25, 0.25, 0.05, 0.45])
+CHANNEL_SHARES = np.array([0.26, 0.20, 0.05, 0.49])
 
 SEGMENTS = ("student", "mass", "affluent")
 SEGMENT_WEIGHTS = np.array([0.15, 0.70, 0.15])

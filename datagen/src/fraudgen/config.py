@@ -327,7 +327,10 @@ def build_config(overrides: dict[str, Any] | None = None) -> GeneratorConfig:
 
 
 def load_config(
-    path: str | Path | None = None, *, overrides: dict[str, Any] | None = None
+    path: str | Path | None = None,
+    *,
+    overrides: dict[str, Any] | None = None,
+    preset: str | None = None,
 ) -> GeneratorConfig:
     """Read a YAML config file, apply ``overrides`` and validate over the defaults.
 
@@ -335,17 +338,31 @@ def load_config(
         path: YAML file; None uses only the defaults and ``overrides``.
         overrides: Values that take precedence over the file, such as command-line
             options.
+        preset: Name of a shipped preset (``fraudgen.presets.preset_names()``),
+            merged over the defaults and under the file and ``overrides``.
 
     Raises:
-        ConfigError: The file cannot be read or a key or value is invalid.
+        ConfigError: The file cannot be read, the preset is unknown, or a key or
+            value is invalid.
     """
-    values = read_config_file(path) if path is not None else {}
-    values = _merge(values, overrides or {})
+    # Imported here because the presets module imports ConfigError from this one.
+    from fraudgen.presets import load_preset
+
+    values = load_preset(preset) if preset is not None else {}
+    if path is not None:
+        values = _merge_layer(values, read_config_file(path))
+    values = _merge_layer(values, overrides or {})
+    return build_config(values)
+
+
+def _merge_layer(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
+    """Merge ``overrides`` over ``base``; a key set there drops its alternative."""
+    values = _merge(base, overrides)
     for key, alternative in ALTERNATIVE_KEYS.items():
         for chosen, dropped in ((key, alternative), (alternative, key)):
-            if overrides and chosen in overrides and dropped not in overrides:
+            if chosen in overrides and dropped not in overrides:
                 values.pop(dropped, None)
-    return build_config(values)
+    return values
 
 
 def describe_validation_error(error: ValidationError) -> str:

@@ -36,12 +36,15 @@ CITY_WEIGHT = np.array([city.weight for city in catalogue.CITIES])
 CITY_ISSUER = np.array([city.issuer for city in catalogue.CITIES])
 COUNTRIES = tuple(sorted({city.country for city in catalogue.CITIES}))
 CITY_COUNTRY = np.array([COUNTRIES.index(city.country) for city in catalogue.CITIES])
+COUNTRY_IN_EEA = np.array([code in catalogue.EEA_COUNTRIES for code in COUNTRIES])
 CURRENCIES = tuple(catalogue.CURRENCY_BY_COUNTRY[code] for code in COUNTRIES)
 COUNTRY_UNITS_PER_EUR = np.array([catalogue.UNITS_PER_EUR[c] for c in CURRENCIES])
 CATEGORY_KIND = np.array([category.kind for category in catalogue.CATEGORIES])
 CATEGORY_MEDIAN_EUR = np.array([c.median_eur for c in catalogue.CATEGORIES])
 CATEGORY_SIGMA = np.array([category.sigma for category in catalogue.CATEGORIES])
 CATEGORY_WEIGHT = np.array([category.weight for category in catalogue.CATEGORIES])
+# Share of a customer's favourite web shops that trade from the customer's own country.
+DOMESTIC_ONLINE_FAVOURITE_SHARE = 0.8
 # Within a customer's favourites, the k-th favourite is chosen with weight 1/(k+1)^1.1.
 FAVOURITE_WEIGHTS = 1.0 / np.arange(1, FAVOURITE_PHYSICAL + 1) ** 1.1
 
@@ -87,6 +90,10 @@ class Population:
     atm_count: np.ndarray
     online_merchants: np.ndarray
     online_cum: np.ndarray
+    online_by_country: np.ndarray
+    online_country_start: np.ndarray
+    online_country_count: np.ndarray
+    online_outside_eea: np.ndarray
     travel_city_cum: np.ndarray
     card_ids: pl.Series
     customer_ids: pl.Series
@@ -241,8 +248,16 @@ def _build_merchants(
     popularity = popularity[rng.permutation(n_online)]
     online_cum = np.cumsum(popularity) / popularity.sum()
     online_cum[-1] = 1.0
+    online_country = CITY_COUNTRY[online_city]
+    online_by_country = online_merchants[np.argsort(online_country, kind="stable")]
+    online_country_count = np.bincount(online_country, minlength=len(COUNTRIES))
+    online_country_start = np.concatenate([[0], np.cumsum(online_country_count)[:-1]])
+    online_outside_eea = online_merchants[~COUNTRY_IN_EEA[online_country]]
 
-    merchant_ids = _format_ids("M", n_merchants, 7)
+    # Ids are a seeded shuffle: numbered in creation order (city, then kind), they
+    # would tell online shops and ATMs apart and so leak fraud risk.
+    merchant_numbers = pl.Series(rng.permutation(n_merchants))
+    merchant_ids = ("M" + merchant_numbers.cast(pl.String).str.zfill(7)).alias("id")
     terminal_numbers = np.arange(terminal_count.sum()) - np.repeat(
         terminal_start, terminal_count
     )
@@ -269,6 +284,10 @@ def _build_merchants(
         "atm_count": atm_count,
         "online_merchants": online_merchants,
         "online_cum": online_cum,
+        "online_by_country": online_by_country,
+        "online_country_start": online_country_start,
+        "online_country_count": online_country_count,
+        "online_outside_eea": online_outside_eea,
         "travel_city_cum": travel_city_cum,
         "merchant_ids": merchant_ids,
         "terminal_ids": terminal_ids,
@@ -285,6 +304,30 @@ def _draw_online_cities(rng: np.random.Generator, size: int) -> np.ndarray:
     """Draw online shops' home cities: three in four in the euro area."""
     weights = CITY_WEIGHT * np.where(CITY_ISSUER, 3.0, 1.0)
     return rng.choice(len(weights), size=size, p=weights / weights.sum())
+
+
+def _favourite_online(
+    rng: np.random.Generator, merchants: dict[str, object], country: np.ndarray
+) -> np.ndarray:
+    """Choose each customer's favourite web shops, mostly in the home country.
+
+    A favourite is domestic with probability ``DOMESTIC_ONLINE_FAVOURITE_SHARE``
+    when the country has a web shop, and otherwise drawn by global popularity.
+
+    Returns:
+        Merchant indices, int64 of shape (customers, FAVOURITE_ONLINE).
+    """
+    shape = (len(country), FAVOURITE_ONLINE)
+    popular = merchants["online_merchants"][
+        np.searchsorted(merchants["online_cum"], rng.random(shape), side="right")
+    ]
+    count = merchants["online_country_count"][country][:, None]
+    start = merchants["online_country_start"][country][:, None]
+    position = start + (rng.random(shape) * count).astype(np.int64)
+    position = np.minimum(position, len(merchants["online_by_country"]) - 1)
+    domestic = merchants["online_by_country"][position]
+    use_domestic = (rng.random(shape) < DOMESTIC_ONLINE_FAVOURITE_SHARE) & (count > 0)
+    return np.where(use_domestic, domestic, popular)
 
 
 def _build_customers(
@@ -317,10 +360,7 @@ def _build_customers(
     favourite_physical = physical_start[:, None] + (
         rng.random((n_customers, FAVOURITE_PHYSICAL)) * physical_count[:, None]
     ).astype(np.int64)
-    online_pick = rng.random((n_customers, FAVOURITE_ONLINE))
-    favourite_online = merchants["online_merchants"][
-        np.searchsorted(merchants["online_cum"], online_pick, side="right")
-    ]
+    favourite_online = _favourite_online(rng, merchants, CITY_COUNTRY[city])
     atm_start = merchants["atm_start"][city]
     atm_count = merchants["atm_count"][city]
     favourite_atms = atm_start[:, None] + (

@@ -108,7 +108,7 @@ def _draw_merchants(
     online = np.where(web_explore, other_web, favourite_web)
 
     usual_atm = population.favourite_atms[
-        np.arange(size), rng.integers(0, population.favourite_atms.shape[1], size)
+        customer, rng.integers(0, population.favourite_atms.shape[1], size)
     ]
     other_atm = pick_in_range(
         rng, population.atm_start[city], population.atm_count[city]

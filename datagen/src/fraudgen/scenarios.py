@@ -25,9 +25,10 @@ from fraudgen.blocks import (
     make_block,
     new_device_ids,
     pick_foreign_city,
+    pick_fraud_online,
     pick_in_range,
-    pick_online,
     pick_terminal,
+    pick_travel_city,
     time_in_hour,
     to_minor_units,
 )
@@ -47,7 +48,25 @@ MICROS_PER_MINUTE = 60_000_000
 # Spread of fraud amounts around their scenario's median: a log-normal factor.
 FRAUD_AMOUNT_SIGMA = 0.3
 # Hours over which the payments of one compromised-merchant victim are spread.
-VICTIM_BURST_HOURS = 6.0
+VICTIM_BURST_HOURS = 3.0
+# The shares below are calibrated so that the default data set matches the published
+# figures listed in the README section "Realism".
+# Share of fraudulent web payments made at shops outside the EEA, where published
+# fraud rates are 10 to 17 times those inside it.
+FRAUD_ONLINE_OUTSIDE_EEA = 0.13
+# Share of fraudulent web payments made at shops in the card's own country. The
+# remaining ones follow shop popularity.
+FRAUD_ONLINE_DOMESTIC = 0.42
+# Share of mimicry's web payments at shops in the card's own country, close to the
+# domestic share of legitimate web payments.
+MIMICRY_ONLINE_DOMESTIC = 0.7
+# Channels of a stolen card's in-person payments and their shares.
+SPREE_IN_PERSON_SHARES = {"pos": 0.1, "contactless": 0.85, "atm": 0.05}
+# Share of a cloned card's payments abroad that are cash withdrawals. The others
+# are card-present payments at shops.
+CLONE_ATM_SHARE = 0.25
+# Shops and web shops at which the cards of one compromised shop are cashed out.
+CASH_OUT_PLACES = 3
 
 
 @dataclass(frozen=True)
@@ -124,7 +143,12 @@ def plan_fraud(population: Population, config: GeneratorConfig) -> FraudPlan:
 
 
 def count_incidents(population: Population, config: GeneratorConfig) -> dict[str, int]:
-    """Return the number of incidents per scenario that meets ``fraud_rate``."""
+    """Return the number of incidents per scenario that meets ``fraud_rate``.
+
+    A fractional expected count is rounded up with a probability equal to its
+    fraction, so the count is unbiased over seeds even when a scenario expects only
+    one or two incidents. Every scenario with a positive share gets at least one.
+    """
     calendar = float(day_factors(config.start, config.n_days).sum())
     expected_legitimate = float(population.card_daily_rate.sum()) * calendar
     fraud_rows = config.fraud_rate / (1 - config.fraud_rate) * expected_legitimate
@@ -137,9 +161,11 @@ def count_incidents(population: Population, config: GeneratorConfig) -> dict[str
         * settings.compromised_merchant.payments_per_victim.mean,
         "mimicry": settings.mimicry.payments.mean,
     }
+    rng = stream(config.seed, "fraud_plan", len(SCENARIOS) + 1)
     counts = {}
     for name, share in config.scenario_mix.shares().items():
-        wanted = round(fraud_rows * share / mean_size[name])
+        expected = fraud_rows * share / mean_size[name]
+        wanted = int(np.floor(expected)) + int(rng.random() < expected % 1.0)
         counts[name] = max(1, wanted) if share > 0 else 0
     return counts
 
@@ -187,6 +213,15 @@ def _incident_starts(
     """Draw start times so that each incident ends inside the span when it fits."""
     room = np.maximum(0, span.length_us - duration_us)
     return span.start_us + (rng.random(len(duration_us)) * room).astype(np.int64)
+
+
+def _calendar_days(
+    rng: np.random.Generator, config: GeneratorConfig, span: Span, size: int
+) -> np.ndarray:
+    """Draw days of the span weighted by their volume factors; midnight UTC, µs."""
+    factors = day_factors(config.start, config.n_days)
+    day = rng.choice(len(factors), size=size, p=factors / factors.sum())
+    return span.start_us + day.astype(np.int64) * MICROS_PER_DAY
 
 
 def _spread(rng: np.random.Generator, duration_us: np.ndarray) -> np.ndarray:
@@ -267,11 +302,14 @@ def stolen_card_spree(
     foreign = pick_foreign_city(rng, population, population.customer_country[customer])
     city = np.where(abroad, foreign, population.customer_city[customer])[incident]
     remote = rng.random(rows) < settings.card_not_present_share
+    in_person = _draw_in_person_channels(rng, rows)
     shop = pick_in_range(
         rng, population.physical_start[city], population.physical_count[city]
     )
-    merchant = np.where(remote, pick_online(rng, population, rows), shop)
-    in_person = np.where(rng.random(rows) < 0.5, catalogue.POS, catalogue.CONTACTLESS)
+    atm = pick_in_range(rng, population.atm_start[city], population.atm_count[city])
+    web = _fraud_web_shops(rng, population, customer[incident])
+    physical = np.where(in_person == catalogue.ATM_CHANNEL, atm, shop)
+    merchant = np.where(remote, web, physical)
     channel = np.where(remote, catalogue.ECOMMERCE, in_person)
 
     eur = amount_eur(rng, population, merchant=merchant, customer=customer[incident])
@@ -318,9 +356,8 @@ def account_takeover(
 
     targets = population.merchants_of_categories(catalogue.ACCOUNT_TAKEOVER_MCCS)
     unusual = targets[rng.integers(0, len(targets), rows)]
-    merchant = np.where(
-        rng.random(rows) < 0.7, unusual, pick_online(rng, population, rows)
-    )
+    other = _fraud_web_shops(rng, population, population.card_customer[cards][incident])
+    merchant = np.where(rng.random(rows) < 0.7, unusual, other)
     eur = settings.amount_median_eur * rng.lognormal(0.0, 0.6, rows)
     return make_block(
         timestamp_us=timestamp,
@@ -352,25 +389,34 @@ def mimicry(
         rng, n_incidents=n, low=settings.payments.min, high=settings.payments.max
     )
     rows = len(incident)
+    # An incident is a burst centred on an hour drawn from the card's own profile, on
+    # a day chosen with the calendar's volume factors.
+    day = _calendar_days(rng, config, span, n)
+    owner = population.card_customer[cards]
+    hour = hours_on_days(rng, population, customer=owner, day_start_us=day)
+    centre = time_in_hour(rng, day_start_us=day, hour=hour)
     duration_us = _hours_us(
         rng, settings.duration_hours.min, settings.duration_hours.max, n
     )
-    start = _incident_starts(rng, span, duration_us)
-    moment = start[incident] + _spread(rng, duration_us[incident])
-    customer = population.card_customer[cards][incident]
-    day = floor_to_day(moment)
-    hour = hours_on_days(rng, population, customer=customer, day_start_us=day)
-    timestamp = time_in_hour(rng, day_start_us=day, hour=hour)
+    offset = _spread(rng, duration_us[incident]) - duration_us[incident] // 2
+    timestamp = centre[incident] + offset
+    customer = owner[incident]
 
     channel = draw_channels(rng, population, customer)
-    home = population.customer_city[customer]
-    shop = pick_in_range(
-        rng, population.physical_start[home], population.physical_count[home]
+    # Card-present payments are made away from home as often as legitimate ones.
+    travelling = rng.random(rows) < config.population.travel_share
+    city = np.where(
+        travelling,
+        pick_travel_city(rng, population, rows),
+        population.customer_city[customer],
     )
-    atm = pick_in_range(rng, population.atm_start[home], population.atm_count[home])
+    shop = pick_in_range(
+        rng, population.physical_start[city], population.physical_count[city]
+    )
+    atm = pick_in_range(rng, population.atm_start[city], population.atm_count[city])
     merchant = np.select(
         [channel == catalogue.ECOMMERCE, channel == catalogue.ATM_CHANNEL],
-        [pick_online(rng, population, rows), atm],
+        [_mimicry_web_shops(rng, population, customer), atm],
         shop,
     )
     eur = amount_eur(rng, population, merchant=merchant, customer=customer)
@@ -413,8 +459,10 @@ def compromised_merchant(
     )
     n = len(victim_card)
     window_us = int(settings.compromise_days * MICROS_PER_DAY)
-    latest_delay_us = int(settings.fraud_delay_days.max * MICROS_PER_DAY)
-    room = max(0, span.length_us - window_us - latest_delay_us - MICROS_PER_DAY)
+    # Windows may end up to the shortest fraud delay before the span's end, so the
+    # frauds cover the whole span; the few frauds after its end are dropped.
+    earliest_delay_us = int(settings.fraud_delay_days.min * MICROS_PER_DAY)
+    room = max(0, span.length_us - window_us - earliest_delay_us - MICROS_PER_DAY)
     window_start = span.start_us + (rng.random(n_merchants) * room).astype(np.int64)
     exposure_time = window_start[victim_group] + (rng.random(n) * window_us).astype(
         np.int64
@@ -441,14 +489,16 @@ def compromised_merchant(
     timestamp = first[incident] + _hours_us(rng, 0.0, VICTIM_BURST_HOURS, rows)
     customer = population.card_customer[victim_card]
     abroad = (rng.random(n) < settings.cross_border_share)[incident]
-    city = pick_foreign_city(rng, population, population.customer_country[customer])[
-        incident
-    ]
-    shop = pick_in_range(
-        rng, population.physical_start[city], population.physical_count[city]
+    shops, atms, web_shops = _cash_out_places(
+        rng, population, victim_merchant=victim_merchant, victim_group=victim_group
     )
-    merchant = np.where(abroad, shop, pick_online(rng, population, rows))
-    channel = np.where(abroad, catalogue.POS, catalogue.ECOMMERCE)
+    group = victim_group[incident]
+    shop = shops[group, rng.integers(0, CASH_OUT_PLACES, rows)]
+    web = web_shops[group, rng.integers(0, CASH_OUT_PLACES, rows)]
+    cash = rng.random(rows) < CLONE_ATM_SHARE
+    merchant = np.where(abroad, np.where(cash, atms[group], shop), web)
+    in_person = np.where(cash, catalogue.ATM_CHANNEL, catalogue.POS)
+    channel = np.where(abroad, in_person, catalogue.ECOMMERCE)
     eur = amount_eur(rng, population, merchant=merchant, customer=customer[incident])
     eur *= settings.amount_multiplier * rng.lognormal(0.0, FRAUD_AMOUNT_SIGMA, rows)
     device = np.where(abroad, NO_DEVICE, new_device_ids(rng, n)[incident])
@@ -466,6 +516,43 @@ def compromised_merchant(
         ),
     )
     return Block.concat([exposure, fraud])
+
+
+def _cash_out_places(
+    rng: np.random.Generator,
+    population: Population,
+    *,
+    victim_merchant: np.ndarray,
+    victim_group: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Choose where the cards of each compromised shop are cashed out.
+
+    One fraud ring works each compromised shop, so its victims' cards are used at
+    the same few places: ``CASH_OUT_PLACES`` shops and one ATM in a city outside
+    the shop's country, and ``CASH_OUT_PLACES`` web shops.
+
+    Returns:
+        Shops (groups x CASH_OUT_PLACES), ATMs (groups) and web shops (groups x
+        CASH_OUT_PLACES), merchant indices, int64.
+    """
+    n_groups = int(victim_group.max()) + 1 if len(victim_group) else 0
+    group_merchant = np.zeros(n_groups, np.int64)
+    group_merchant[victim_group] = victim_merchant
+    country = population.merchant_country[group_merchant]
+    city = pick_foreign_city(rng, population, country)
+    places = np.repeat(city, CASH_OUT_PLACES)
+    shops = pick_in_range(
+        rng, population.physical_start[places], population.physical_count[places]
+    ).reshape(n_groups, CASH_OUT_PLACES)
+    atms = pick_in_range(rng, population.atm_start[city], population.atm_count[city])
+    web_shops = pick_fraud_online(
+        rng,
+        population,
+        home_country=np.repeat(country, CASH_OUT_PLACES),
+        outside_eea=FRAUD_ONLINE_OUTSIDE_EEA,
+        domestic=FRAUD_ONLINE_DOMESTIC,
+    ).reshape(n_groups, CASH_OUT_PLACES)
+    return shops, atms, web_shops
 
 
 def _draw_victims(
@@ -520,6 +607,43 @@ def _exposure_payments(
         channel=channel,
         amount_minor=to_minor_units(population, merchant=merchant, eur=eur),
         device=NO_DEVICE,
+    )
+
+
+def _fraud_web_shops(
+    rng: np.random.Generator, population: Population, customer: np.ndarray
+) -> np.ndarray:
+    """Draw the web shops of fraudulent payments by the customers ``customer``."""
+    return pick_fraud_online(
+        rng,
+        population,
+        home_country=population.customer_country[customer],
+        outside_eea=FRAUD_ONLINE_OUTSIDE_EEA,
+        domestic=FRAUD_ONLINE_DOMESTIC,
+    )
+
+
+def _mimicry_web_shops(
+    rng: np.random.Generator, population: Population, customer: np.ndarray
+) -> np.ndarray:
+    """Draw web shops as a customer exploring: mostly domestic, none favoured."""
+    return pick_fraud_online(
+        rng,
+        population,
+        home_country=population.customer_country[customer],
+        outside_eea=0.0,
+        domestic=MIMICRY_ONLINE_DOMESTIC,
+    )
+
+
+def _draw_in_person_channels(rng: np.random.Generator, size: int) -> np.ndarray:
+    """Draw card-present channels from ``SPREE_IN_PERSON_SHARES``, int8."""
+    codes = np.array(
+        [catalogue.CHANNELS.index(name) for name in SPREE_IN_PERSON_SHARES]
+    )
+    shares = np.array(list(SPREE_IN_PERSON_SHARES.values()))
+    return codes[rng.choice(len(codes), size=size, p=shares / shares.sum())].astype(
+        np.int8
     )
 
 
