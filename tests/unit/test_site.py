@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import html
 import re
 import shutil
 from pathlib import Path
@@ -19,6 +20,7 @@ from cardfraud.site import (
     parse_cell_options,
     read_cell_labels,
     read_front_matter,
+    render_output,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -46,6 +48,8 @@ PNG_1X1 = base64.b64decode(
     "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg=="
 )
 SOURCE_MARKER = "source_line_that_must_not_be_published"
+STDOUT_MARKER = "stdout_line_of_a_labelled_cell"
+STDERR_MARKER = "stderr_warning_that_must_not_be_published"
 
 
 def write_notebook(path: Path, labels: list[str]) -> Path:
@@ -55,20 +59,32 @@ def write_notebook(path: Path, labels: list[str]) -> Path:
         caption_key = "fig-cap" if label.startswith("fig-") else "tbl-cap"
         source = f'#| label: {label}\n#| {caption_key}: "Caption of {label}"\n'
         cell = nbformat.v4.new_code_cell(source + f"{SOURCE_MARKER} = 1")
+        streams = [
+            nbformat.v4.new_output("stream", name="stdout", text=STDOUT_MARKER),
+            nbformat.v4.new_output("stream", name="stderr", text=STDERR_MARKER),
+        ]
         if label.startswith("fig-"):
             data = {
                 "image/png": base64.b64encode(PNG_1X1).decode(),
                 "text/plain": "fig",
             }
-            cell.outputs = [nbformat.v4.new_output("display_data", data=data)]
+            cell.outputs = [
+                *streams,
+                nbformat.v4.new_output("display_data", data=data),
+            ]
         else:
             table = f"<table><tr><td>{label}</td></tr></table>"
             data = {"text/html": table, "text/plain": label}
             cell.outputs = [
-                nbformat.v4.new_output("execute_result", data=data, execution_count=1)
+                *streams,
+                nbformat.v4.new_output("execute_result", data=data, execution_count=1),
             ]
         cells.append(cell)
-    cells.append(nbformat.v4.new_code_cell("unlabelled = 2"))
+    unlabelled = nbformat.v4.new_code_cell("unlabelled = 2")
+    unlabelled.outputs = [
+        nbformat.v4.new_output("stream", name="stderr", text=STDERR_MARKER)
+    ]
+    cells.append(unlabelled)
     notebook = nbformat.v4.new_notebook(cells=cells)
     notebook.metadata["kernelspec"] = {
         "name": "python3",
@@ -326,8 +342,9 @@ def test_fallback_build_writes_pages(tmp_path: Path) -> None:
     index_html = index.read_text(encoding="utf-8")
     assert "<h1>Card-fraud prediction: a case study</h1>" in index_html
     assert "{{<" not in index_html
-    assert 'href="notebooks/06_evaluate.html#fig-pr-curve"' in index_html
-    assert ">Caption of fig-pr-curve</a>" in index_html
+    source_link = 'href="notebooks/06_evaluate.html#fig-pr-curve">from 06_evaluate</a>'
+    assert source_link in index_html
+    assert "<figcaption>Caption of fig-pr-curve <small>" in index_html
     assert 'href="posts/evaluating-against-time.html"' in index_html
     notebook_html = (out / "notebooks" / "06_evaluate.html").read_text()
     assert SOURCE_MARKER not in notebook_html
@@ -350,7 +367,8 @@ def test_fallback_links_resolve(tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_site(ROOT, out, executed_dir=executed, use_quarto=False)
     pages = sorted(out.rglob("*.html"))
-    assert len(pages) == 1 + 2 + len(EMBEDDED_LABELS)
+    # The case study, two posts, the blog listing and one page per notebook.
+    assert len(pages) == 1 + 3 + len(EMBEDDED_LABELS)
 
     broken = []
     for page in pages:
@@ -360,6 +378,181 @@ def test_fallback_links_resolve(tmp_path: Path) -> None:
             if not link_resolves(page, href):
                 broken.append(f"{page.name}: {href}")
     assert broken == []
+
+
+@pytest.fixture(scope="module")
+def fallback_site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The repository's site built with nbconvert from the labelled notebooks."""
+    executed = write_executed_notebooks(tmp_path_factory.mktemp("executed"))
+    out = tmp_path_factory.mktemp("site")
+    build_site(ROOT, out, executed_dir=executed, use_quarto=False)
+    return out
+
+
+def case_study_embeds(prefix: str) -> list[Embed]:
+    """Return the case study's embeds whose label starts with ``prefix``."""
+    return [
+        embed
+        for embed in find_embeds(ROOT)
+        if embed.page == Path("reports/index.qmd")
+        and embed.label is not None
+        and embed.label.startswith(prefix)
+    ]
+
+
+def test_fallback_index_inlines_figures(fallback_site: Path) -> None:
+    index_html = (fallback_site / "index.html").read_text(encoding="utf-8")
+    figures = case_study_embeds("fig-")
+    png = base64.b64encode(PNG_1X1).decode()
+
+    assert len(figures) == 6
+    assert index_html.count("<img ") == len(figures)
+    for embed in figures:
+        caption = f"Caption of {embed.label}"
+        img = f'<img src="data:image/png;base64,{png}" alt="{caption}">'
+        assert img in index_html, embed.label
+        assert f"{img}\n<figcaption>{caption} <small>" in index_html, embed.label
+
+
+def test_fallback_index_inlines_tables(fallback_site: Path) -> None:
+    index_html = (fallback_site / "index.html").read_text(encoding="utf-8")
+    tables = case_study_embeds("tbl-")
+
+    assert len(tables) == 10
+    assert index_html.count("<table>") == len(tables)
+    for embed in tables:
+        stem = embed.notebook.stem
+        caption_first = (
+            f'<figure class="embed" id="{embed.label}">\n'
+            f"<figcaption>Caption of {embed.label} <small>"
+            f'<a class="embed-source" href="notebooks/{stem}.html#{embed.label}">'
+            f"from {stem}</a></small></figcaption>\n"
+            f"<table><tr><td>{embed.label}</td></tr></table>"
+        )
+        assert caption_first in index_html, embed.label
+
+
+def test_fallback_pages_omit_streams(fallback_site: Path) -> None:
+    pages = sorted(fallback_site.rglob("*.html"))
+    assert len(pages) == 1 + 3 + len(EMBEDDED_LABELS)
+    for page in pages:
+        text = page.read_text(encoding="utf-8")
+        assert STDERR_MARKER not in text, page.name
+        if page.parent.name != "notebooks":
+            assert STDOUT_MARKER not in text, page.name
+    notebook_html = (fallback_site / "notebooks" / "06_evaluate.html").read_text()
+    assert STDOUT_MARKER in notebook_html
+    assert SOURCE_MARKER not in notebook_html
+
+
+def test_fallback_listing_lists_every_post(fallback_site: Path) -> None:
+    listing_html = (fallback_site / "posts" / "index.html").read_text(encoding="utf-8")
+    listing_source = read_front_matter(ROOT / "reports" / "posts" / "index.qmd")
+    posts = [
+        post
+        for post in sorted((ROOT / "reports" / "posts").glob("*.qmd"))
+        if post.name != "index.qmd"
+    ]
+
+    assert f"<h1>{listing_source['title']}</h1>" in listing_html
+    assert html.escape(listing_source["description"]) in listing_html
+    assert listing_html.count('<li class="post">') == len(posts)
+    dated_positions = []
+    for post in posts:
+        front_matter = read_front_matter(post)
+        link = f'<a href="{post.stem}.html">{html.escape(front_matter["title"])}</a>'
+        date = str(front_matter["date"])
+        assert link in listing_html, post.name
+        assert f'<time datetime="{date}">{date}</time>' in listing_html, post.name
+        assert html.escape(front_matter["description"]) in listing_html, post.name
+        dated_positions.append((date, listing_html.index(link)))
+    newest_first = sorted(dated_positions, reverse=True)
+    assert [pos for _, pos in newest_first] == sorted(pos for _, pos in newest_first)
+
+
+@pytest.mark.parametrize(
+    "page",
+    [
+        "index.html",
+        "posts/index.html",
+        "posts/evaluating-against-time.html",
+        "notebooks/06_evaluate.html",
+    ],
+)
+def test_fallback_navbar_links_resolve(fallback_site: Path, page: str) -> None:
+    path = fallback_site / page
+    text = path.read_text(encoding="utf-8")
+    navbar = re.search(r"<nav\b.*?</nav>", text, re.S)
+    assert navbar is not None
+    assert text.count("<nav") == 1
+
+    links = re.findall(r'href="([^"]+)">(.*?)</a>', navbar.group(0))
+    targets = [((path.parent / href).resolve(), label) for href, label in links]
+    site = fallback_site.resolve()
+    assert targets == [
+        (site / "index.html", "<strong>Card-fraud prediction</strong>"),
+        (site / "index.html", "Case study"),
+        (site / "posts" / "index.html", "Blog"),
+    ]
+    assert all(target.is_file() for target, _ in targets)
+
+
+def test_fallback_navbar_skips_unbuilt_page(
+    site_project: Path, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config_path = site_project / "_quarto.yml"
+    config = yaml.safe_load(config_path.read_text(encoding="utf-8"))
+    config["website"]["navbar"]["right"] = [
+        {"href": "about.qmd", "text": "About"},
+        {"href": "https://example.org/", "text": "External"},
+    ]
+    config_path.write_text(yaml.safe_dump(config), encoding="utf-8")
+    out = tmp_path / "site"
+
+    index = build_site(site_project, out, use_quarto=False)
+
+    navbar = re.search(r"<nav\b.*?</nav>", index.read_text(encoding="utf-8"), re.S)
+    assert navbar is not None
+    assert ">About</a>" not in navbar.group(0)
+    assert '<a href="https://example.org/">External</a>' in navbar.group(0)
+    assert "navbar link 'about.qmd' left out" in caplog.text
+
+
+def test_fallback_missing_label_raises(tmp_path: Path) -> None:
+    labels = dict(EMBEDDED_LABELS)
+    labels["06_evaluate"] = ["tbl-metrics", "tbl-scenario-recall", "fig-roc-curve"]
+    executed = write_executed_notebooks(tmp_path / "executed", labels)
+    out = tmp_path / "site"
+
+    with pytest.raises(ValueError, match="2 embeds not found in") as error:
+        build_site(ROOT, out, executed_dir=executed, use_quarto=False)
+
+    assert "06_evaluate.ipynb#fig-pr-curve" in str(error.value)
+    assert not out.exists()
+
+
+def test_render_output_picks_richest_type() -> None:
+    plain = nbformat.v4.new_output(
+        "execute_result", data={"text/plain": "a < b"}, execution_count=1
+    )
+    table = nbformat.v4.new_output(
+        "execute_result",
+        data={"text/html": "<table></table>", "text/plain": "t"},
+        execution_count=1,
+    )
+    svg = nbformat.v4.new_output(
+        "display_data", data={"image/svg+xml": "<svg/>", "text/html": "<p>x</p>"}
+    )
+    stream = nbformat.v4.new_output("stream", name="stdout", text="progress")
+    svg_payload = base64.b64encode(b"<svg/>").decode()
+
+    assert render_output(plain, alt="unused") == "<pre>a &lt; b</pre>"
+    assert render_output(table, alt="unused") == "<table></table>"
+    assert render_output(svg, alt='A "quoted" alt') == (
+        f'<img src="data:image/svg+xml;base64,{svg_payload}" '
+        'alt="A &quot;quoted&quot; alt">'
+    )
+    assert render_output(stream, alt="unused") is None
 
 
 def test_fallback_build_is_byte_identical(tmp_path: Path) -> None:
