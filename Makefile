@@ -16,7 +16,7 @@ UV := $(PYTHON) -m uv
 RUN := $(UV) run --frozen
 PORT ?= 3000
 
-.PHONY: help setup pipeline smoke-notebooks test test-all serve site site-check bench lab lint format clean
+.PHONY: help setup pipeline smoke-notebooks test test-all serve site site-check bench mlflow-ui lab lint format clean
 
 help:  ## List the targets.
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | expand -t 18
@@ -31,11 +31,14 @@ help:  ## List the targets.
 setup: .venv/.installed  ## Install uv, the locked packages and the 'cardfraud' Jupyter kernel.
 
 pipeline: setup  ## Run the whole DVC pipeline (1,000,000 transactions) and show its metrics.
+	$(RUN) cardfraud check-params
 	$(RUN) dvc repro
 	$(RUN) dvc metrics show
 
-smoke-notebooks: setup  ## Execute every notebook at smoke size into reports/executed/.
-	$(RUN) cardfraud notebook smoke --out reports/executed
+SMOKE_OUT ?= build/smoke-executed
+
+smoke-notebooks: setup  ## Execute every notebook at smoke size into build/smoke-executed (SMOKE_OUT=DIR).
+	$(RUN) cardfraud notebook smoke --out $(SMOKE_OUT)
 
 test: setup  ## Run the test suite (the slow statistical suite excluded).
 	$(RUN) pytest -m "not slow"
@@ -55,6 +58,9 @@ site-check: setup  ## Check that every page, listing and embed of the site resol
 bench: setup  ## Run the benchmarks and print the results (docs/benchmarks.md keeps them).
 	$(RUN) cardfraud bench
 
+mlflow-ui: setup  ## Browse runs and the model registry on 127.0.0.1:5000.
+	$(RUN) mlflow ui --backend-store-uri sqlite:///state/mlflow.db --host 127.0.0.1 --port 5000
+
 lab: setup  ## Start JupyterLab with the 'cardfraud' kernel on 127.0.0.1.
 	$(RUN) jupyter lab --ip 127.0.0.1 --no-browser notebooks/
 
@@ -66,4 +72,4 @@ format: setup  ## Format the code with ruff.
 	$(RUN) ruff check --fix .
 
 clean:  ## Remove the smoke workspace and the built site (pipeline outputs stay).
-	rm -rf .smoke _site
+	rm -rf .smoke _site build

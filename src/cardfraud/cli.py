@@ -104,6 +104,52 @@ def pipeline(
     typer.echo(json.dumps(summaries, indent=2, sort_keys=True, default=str))
 
 
+@app.command("check-params")
+def check_params(params: ParamsOption = None) -> None:
+    """Validate every section and key of the parameters file."""
+    from cardfraud.params import ParamsError, load_params
+
+    path = _params_path(params)
+    try:
+        load_params(path)
+    except ParamsError as error:
+        raise _fail(str(error)) from None
+    typer.echo(f"{path}: every section and key is valid")
+
+
+@app.command("example-request")
+def example_request(
+    workspace: WorkspaceOption = ".",
+    fraud: Annotated[
+        bool, typer.Option(help="Pick a transaction labelled as fraud.")
+    ] = False,
+) -> None:
+    """Print a scoring request (JSON) from the latest day of data that has one."""
+    import polars as pl
+
+    from cardfraud.data import list_partitions
+    from cardfraud.schema import LABEL_COLUMNS
+
+    ws = resolve_workspace(workspace)
+    try:
+        partitions = list_partitions(ws.raw_dir)
+    except FileNotFoundError as error:
+        raise _fail(str(error)) from None
+    frame = pl.DataFrame()
+    for partition in reversed(partitions):
+        frame = pl.read_parquet(partition).filter(pl.col("is_fraud") == fraud)
+        if not frame.is_empty():
+            break
+    if frame.is_empty():
+        kind = "fraudulent" if fraud else "legitimate"
+        raise _fail(f"no {kind} transaction in {ws.raw_dir}")
+    labels = [name for name in LABEL_COLUMNS if name in frame.columns]
+    row = frame.drop(labels).row(0, named=True)
+    row["timestamp"] = row["timestamp"].isoformat()
+    body = {key: value for key, value in row.items() if value is not None}
+    typer.echo(json.dumps(body, indent=2))
+
+
 @notebook_app.command("strip")
 def notebook_strip(
     paths: Annotated[list[Path], typer.Argument(help="Executed notebooks to rewrite.")],
@@ -207,7 +253,35 @@ def serve(
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
     host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
-    """Serve the MLflow champion with BentoML (POST /score)."""
+    """Serve the MLflow champion with BentoML (POST /score).
+
+    The settings and the champion are checked first, so a missing champion or an
+    invalid params.yaml stops here with one message instead of workers that restart.
+    """
+    from cardfraud.params import ParamsError
+    from cardfraud.registry import find_alias_version, make_client
+    from cardfraud.serving import ServiceSettings
+
+    try:
+        settings = ServiceSettings.from_environment()
+    except ParamsError as error:
+        raise _fail(str(error)) from None
+    client = make_client(settings.tracking_uri)
+    version = find_alias_version(
+        client, model_name=settings.model_name, alias=settings.model_alias
+    )
+    if version is None:
+        raise _fail(
+            f"model {settings.model_name!r} has no alias {settings.model_alias!r} in "
+            f"{settings.tracking_uri}; run `make pipeline` first"
+        )
+    logger.info(
+        "champion check: %s version %s has alias %s",
+        settings.model_name,
+        version.version,
+        settings.model_alias,
+    )
+
     bentoml = shutil.which("bentoml") or str(Path(sys.executable).with_name("bentoml"))
     root = project_root()
     os.environ.setdefault("CARDFRAUD_ROOT", str(root))

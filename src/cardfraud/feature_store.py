@@ -50,8 +50,8 @@ def apply_and_materialize(ws: Workspace, feature_columns: list[str]) -> dict[str
         feature_columns: Model features of the table.
 
     Returns:
-        Summary: repository path, feature views, materialised time range (ISO, UTC)
-        and the numbers of cards and merchants.
+        Summary: repository path relative to the workspace, feature views,
+        materialised time range (ISO, UTC) and the numbers of cards and merchants.
 
     Raises:
         FileNotFoundError: The feature table does not exist.
@@ -77,7 +77,7 @@ def apply_and_materialize(ws: Workspace, feature_columns: list[str]) -> dict[str
     views = [definitions.card_view.name, definitions.merchant_view.name]
     logger.info("materialised %s for %d cards, %d merchants", views, cards, merchants)
     return {
-        "feature_repo": str(ws.feature_repo),
+        "feature_repo": str(ws.feature_repo.relative_to(ws.root)),
         "feature_views": views,
         "materialized_from": start.isoformat(),
         "materialized_to": end.isoformat(),

@@ -690,7 +690,9 @@ def _request_own(
             and card_country is not None
             and merchant_country != card_country
         ),
-        "mcc_code": float(int(mcc) if isinstance(mcc, str) and mcc.isdigit() else -1),
+        "mcc_code": float(
+            int(mcc) if isinstance(mcc, str) and mcc.isascii() and mcc.isdigit() else -1
+        ),
     }
 
 

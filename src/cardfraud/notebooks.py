@@ -14,6 +14,18 @@ logger = logging.getLogger(__name__)
 KERNEL_NAME = "cardfraud"
 KERNEL_DISPLAY_NAME = "Python 3.12 (cardfraud)"
 
+# Environment of the kernel: telemetry off, and no progress bars or informational logs
+# that would write machine-specific paths and timings into executed notebooks.
+KERNEL_ENV = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "1",
+    "BENTOML_DO_NOT_TRACK": "true",
+    "FEAST_USAGE": "False",
+    "TQDM_DISABLE": "1",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+    "MLFLOW_LOGGING_LEVEL": "WARNING",
+}
+
 # Cell and notebook metadata that papermill and Jupyter rewrite on every run.
 VOLATILE_CELL_KEYS = ("papermill", "execution", "ExecuteTime", "collapsed", "scrolled")
 VOLATILE_NOTEBOOK_KEYS = ("widgets",)
@@ -112,6 +124,7 @@ def install_kernel(*, user: bool = False) -> str:
 
     The kernel goes into the virtual environment (``--sys-prefix``) unless ``user``
     is set, so JupyterLab, papermill and nbval started from the environment find it.
+    It starts with ``KERNEL_ENV`` set.
 
     Returns:
         The folder the kernel spec was written to.
@@ -123,6 +136,7 @@ def install_kernel(*, user: bool = False) -> str:
         display_name=KERNEL_DISPLAY_NAME,
         prefix=None if user else sys.prefix,
         user=user,
+        env=KERNEL_ENV,
     )
     logger.info("installed Jupyter kernel %r in %s", KERNEL_NAME, destination)
     return destination

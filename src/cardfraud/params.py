@@ -144,11 +144,17 @@ def parse_section[T: StageParams](
     try:
         return model.model_validate(values)
     except ValidationError as error:
-        problems = "; ".join(
-            f"{section}.{'.'.join(str(p) for p in issue['loc'])}: {issue['msg']}"
-            for issue in error.errors()
-        )
+        problems = "; ".join(describe_issue(issue, section) for issue in error.errors())
         raise ParamsError(f"invalid parameters: {problems}") from None
+
+
+def describe_issue(issue: Any, section: str) -> str:
+    """Format one pydantic error as ``section.key: message (got value)``."""
+    key = ".".join(str(part) for part in issue["loc"])
+    text = f"{section}.{key}: {issue['msg']}"
+    if issue["type"] != "missing":
+        text += f" (got {issue['input']!r:.60})"
+    return text
 
 
 def load_params(path: Path) -> PipelineParams:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -182,6 +185,27 @@ def flatten_metrics(values: dict[str, Any], *, prefix: str = "") -> dict[str, fl
     return flat
 
 
+@contextmanager
+def using_tracking_uri(tracking_uri: str) -> Iterator[None]:
+    """Point MLflow's process-wide tracking and registry URIs at a store for a block.
+
+    ``mlflow.set_tracking_uri`` also exports ``MLFLOW_TRACKING_URI``, which would make
+    every later ``Workspace.tracking_uri()`` in the process, and every subprocess,
+    use this store. The previous values are restored on exit.
+    """
+    previous_tracking = os.environ.get("MLFLOW_TRACKING_URI")
+    previous_registry = os.environ.get("MLFLOW_REGISTRY_URI")
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(tracking_uri)
+    try:
+        yield
+    finally:
+        mlflow.set_tracking_uri(previous_tracking)
+        mlflow.set_registry_uri(previous_registry)
+        if previous_registry is None:
+            os.environ.pop("MLFLOW_REGISTRY_URI", None)
+
+
 def log_candidate(
     model: TrainedModel,
     *,
@@ -198,16 +222,17 @@ def log_candidate(
     fingerprint and the git commit. The model is logged with its library's MLflow
     flavour, with ``model_meta.json`` among its extra files.
 
-    This sets the process-wide MLflow tracking and registry URIs to ``tracking_uri``.
+    MLflow's process-wide URIs point at ``tracking_uri`` only while the run is logged.
     """
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
     experiment_id = ensure_experiment(
         make_client(tracking_uri),
         name=experiment_name,
         artifact_location=artifact_location,
     )
-    with tempfile.TemporaryDirectory(prefix="cardfraud-meta-") as folder:
+    with (
+        using_tracking_uri(tracking_uri),
+        tempfile.TemporaryDirectory(prefix="cardfraud-meta-") as folder,
+    ):
         meta_path = Path(folder) / META_FILE
         meta_path.write_text(json.dumps(model.meta, indent=2, sort_keys=True))
         with mlflow.start_run(experiment_id=experiment_id) as run:
@@ -278,16 +303,15 @@ def register_candidate(
     data_fingerprint: str,
 ) -> str:
     """Register the logged model as a new version and return its version number."""
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(tracking_uri)
-    version = mlflow.register_model(
-        candidate.model_uri,
-        model_name,
-        tags={
-            COMPARED_METRIC: f"{test_score:.6f}",
-            "data_fingerprint": data_fingerprint,
-        },
-    )
+    with using_tracking_uri(tracking_uri):
+        version = mlflow.register_model(
+            candidate.model_uri,
+            model_name,
+            tags={
+                COMPARED_METRIC: f"{test_score:.6f}",
+                "data_fingerprint": data_fingerprint,
+            },
+        )
     logger.info("registered %s version %s", model_name, version.version)
     return str(version.version)
 

@@ -9,10 +9,19 @@ ISO 4217 currency code.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import polars as pl
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, create_model
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    create_model,
+)
 
 SCHEMA_VERSION = "1.0.0"
 
@@ -20,6 +29,9 @@ CHANNELS = ("pos", "ecommerce", "atm", "contactless")
 UTC_DATETIME = pl.Datetime("us", "UTC")
 # Largest amount a scoring request may carry: 10,000,000.00 in two-decimal currencies.
 MAX_REQUEST_AMOUNT_MINOR = 1_000_000_000
+# Range of request timestamps in UTC; anything outside is a client error.
+EARLIEST_REQUEST_TIME = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST_REQUEST_TIME = datetime(2100, 1, 1, tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -130,6 +142,25 @@ def validate_frame(
     return frame.select(present)
 
 
+def _require_iso_text(value: Any) -> Any:
+    """Reject numbers so that a timestamp always carries an explicit UTC offset."""
+    if not isinstance(value, str | datetime):
+        raise ValueError("must be an ISO 8601 string with a UTC offset, e.g. ...Z")
+    return value
+
+
+def _to_utc_in_range(value: datetime) -> datetime:
+    """Convert to UTC and reject times outside the service's range."""
+    message = "must be between 1970-01-01 and 2100-01-01 UTC"
+    try:
+        converted = value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError(message) from None
+    if not EARLIEST_REQUEST_TIME <= converted < LATEST_REQUEST_TIME:
+        raise ValueError(message)
+    return converted
+
+
 def _request_field_type(column: Column) -> Any:
     """Map a schema column to the pydantic type a scoring request must send."""
     finite = {"allow_inf_nan": False}
@@ -141,12 +172,18 @@ def _request_field_type(column: Column) -> Any:
         return Literal[CHANNELS]  # type: ignore[valid-type]
     if column.name in ("merchant_country", "card_country"):
         return Annotated[str, Field(pattern=r"^[A-Z]{2}$")]
+    if column.name == "mcc":
+        return Annotated[str, Field(pattern=r"^[0-9]{4}$")]
     if column.name.endswith("_lat"):
         return Annotated[float, Field(ge=-90, le=90, **finite)]
     if column.name.endswith("_lon"):
         return Annotated[float, Field(ge=-180, le=180, **finite)]
     if column.dtype == UTC_DATETIME:
-        return AwareDatetime
+        return Annotated[
+            AwareDatetime,
+            BeforeValidator(_require_iso_text),
+            AfterValidator(_to_utc_in_range),
+        ]
     if column.dtype == pl.Boolean():
         return Annotated[bool, Field(strict=True)]
     return Annotated[str, Field(min_length=1, max_length=128)]

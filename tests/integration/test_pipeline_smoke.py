@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -64,3 +65,8 @@ def test_report_without_earlier_stages_names_file(tmp_path):
             Workspace(tmp_path),
             RegisterParams(model_name="card-fraud", promotion_margin=0.0),
         )
+
+
+def test_pipeline_leaves_mlflow_uri_unset(smoke_workspace: Workspace):
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert "MLFLOW_REGISTRY_URI" not in os.environ

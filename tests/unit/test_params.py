@@ -27,7 +27,8 @@ def test_load_params_project_file():
 
 def test_load_params_boolean_as_string_rejected(tmp_path):
     path = write_params(tmp_path, lambda raw: raw["generate"].update(write_csv="false"))
-    with pytest.raises(ParamsError, match=r"generate\.write_csv"):
+    expected = r"generate\.write_csv: Input should be a valid boolean \(got 'false'\)"
+    with pytest.raises(ParamsError, match=expected):
         load_params(path)
 
 

@@ -116,6 +116,14 @@ def test_request_model_accepts_minimal_transaction():
     assert parsed.timestamp.utcoffset().total_seconds() == 0
 
 
+def test_request_model_converts_offset_to_utc():
+    body = {**REQUEST, "timestamp": "2025-03-01T13:00:00+01:00", "mcc": "5411"}
+    parsed = build_request_model().model_validate(body)
+    assert parsed.timestamp == datetime(2025, 3, 1, 12, 0, tzinfo=UTC)
+    assert parsed.timestamp.tzinfo == UTC
+    assert parsed.mcc == "5411"
+
+
 @pytest.mark.parametrize(
     ("field", "value"),
     [
@@ -127,6 +135,12 @@ def test_request_model_accepts_minimal_transaction():
         ("channel", "telepathy"),
         ("card_present", "yes"),
         ("merchant_lat", 91.0),
+        ("timestamp", "0001-01-01T00:30:00+01:00"),
+        ("timestamp", "9999-12-31T23:30:00-01:00"),
+        ("timestamp", "2101-01-01T00:00:00Z"),
+        ("timestamp", 1748781000),
+        ("mcc", "²²²²"),
+        ("mcc", "541"),
     ],
 )
 def test_request_model_rejects_bad_field(field, value):

@@ -137,5 +137,5 @@ def test_site_publishes_with_quarto_actions() -> None:
     assert publish["with"]["target"] == "gh-pages"
     assert publish["with"]["render"] == "false"
     render_index = uses.index("quarto-dev/quarto-actions/render@v2")
-    assert runs.index("make smoke-notebooks") < render_index
+    assert runs.index("make smoke-notebooks SMOKE_OUT=reports/executed") < render_index
     assert runs.index("make site-check") < render_index

@@ -1,0 +1,60 @@
+"""The cardfraud command line: parameter checks, example requests, serve pre-flight."""
+
+from __future__ import annotations
+
+import json
+
+import yaml
+from typer.testing import CliRunner
+
+from cardfraud.cli import app
+from cardfraud.paths import project_root
+from cardfraud.schema import build_request_model
+
+runner = CliRunner()
+
+
+def test_check_params_accepts_project_file():
+    result = runner.invoke(app, ["check-params"])
+    assert result.exit_code == 0
+    assert "every section and key is valid" in result.output
+
+
+def test_check_params_names_misspelt_section(tmp_path):
+    params = yaml.safe_load((project_root() / "params.yaml").read_text())
+    params["trian"] = {"n_estimators": 5}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params))
+    result = runner.invoke(app, ["check-params", "--params", str(path)])
+    assert result.exit_code == 2
+    assert "unknown section(s) ['trian']" in result.output
+
+
+def test_example_request_is_valid_request(smoke_workspace):
+    result = runner.invoke(
+        app, ["example-request", "--workspace", str(smoke_workspace.root), "--fraud"]
+    )
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.output)
+    parsed = build_request_model().model_validate(body)
+    assert parsed.transaction_id == body["transaction_id"]
+    assert "is_fraud" not in body
+
+
+def test_example_request_without_data_fails(tmp_path):
+    result = runner.invoke(app, ["example-request", "--workspace", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "not found" in result.output
+
+
+def refuse_exec(*args):
+    raise AssertionError(f"serve started a server: {args}")
+
+
+def test_serve_without_champion_stops(tmp_path, monkeypatch):
+    monkeypatch.setenv("CARDFRAUD_WORKSPACE", str(tmp_path))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.setattr("os.execv", refuse_exec)
+    result = runner.invoke(app, ["serve", "--port", "1"])
+    assert result.exit_code == 2
+    assert "has no alias 'champion'" in result.output
