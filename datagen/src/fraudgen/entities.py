@@ -255,8 +255,10 @@ def _build_merchants(
     online_outside_eea = online_merchants[~COUNTRY_IN_EEA[online_country]]
 
     # Ids are a seeded shuffle: numbered in creation order (city, then kind), they
-    # would tell online shops and ATMs apart and so leak fraud risk.
-    merchant_numbers = pl.Series(rng.permutation(n_merchants))
+    # would tell online shops and ATMs apart and so leak fraud risk. The shuffle has a
+    # stream of its own, so every other draw stays as it was.
+    id_order = stream(config.seed, "merchant_ids").permutation(n_merchants)
+    merchant_numbers = pl.Series(id_order)
     merchant_ids = ("M" + merchant_numbers.cast(pl.String).str.zfill(7)).alias("id")
     terminal_numbers = np.arange(terminal_count.sum()) - np.repeat(
         terminal_start, terminal_count

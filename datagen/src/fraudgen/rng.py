@@ -14,6 +14,7 @@ STREAMS = {
     "legitimate": 2,
     "fraud_plan": 3,
     "ordering": 4,
+    "merchant_ids": 5,
 }
 
 
