@@ -47,14 +47,14 @@ def test_example_request_without_data_fails(tmp_path):
     assert "not found" in result.output
 
 
-def refuse_exec(*args):
+def fail_on_exec(*args):
     raise AssertionError(f"serve started a server: {args}")
 
 
 def test_serve_without_champion_stops(tmp_path, monkeypatch):
     monkeypatch.setenv("CARDFRAUD_WORKSPACE", str(tmp_path))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    monkeypatch.setattr("os.execv", refuse_exec)
+    monkeypatch.setattr("os.execv", fail_on_exec)
     result = runner.invoke(app, ["serve", "--port", "1"])
     assert result.exit_code == 2
     assert "has no alias 'champion'" in result.output
