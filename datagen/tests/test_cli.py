@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -172,3 +173,31 @@ def test_non_empty_out_left_untouched(tmp_path):
     assert [p.name for p in out.iterdir()] == ["keep.txt"]
     assert (out / "keep.txt").read_text(encoding="utf-8") == "mine\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out"]
+
+
+def generate_with_threads(out, threads: int) -> dict[str, bytes]:
+    """Run `fraudgen generate` in a fresh process limited to ``threads`` threads."""
+    env = {
+        **os.environ,
+        "POLARS_MAX_THREADS": str(threads),
+        "OMP_NUM_THREADS": str(threads),
+        "OPENBLAS_NUM_THREADS": str(threads),
+    }
+    command = [sys.executable, "-m", "fraudgen", "generate", "--out", str(out)]
+    command += ["--rows", "20000", "--days", "20", "--seed", "5", "--quiet"]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=300)
+    return {
+        str(path.relative_to(out)): path.read_bytes()
+        for path in sorted(out.rglob("*"))
+        if path.is_file()
+    }
+
+
+def test_output_bytes_independent_of_thread_count(tmp_path):
+    single = generate_with_threads(tmp_path / "one", 1)
+    double = generate_with_threads(tmp_path / "two", 2)
+    assert "manifest.json" in single
+    assert len(single) > 10
+    assert single.keys() == double.keys()
+    differing = [name for name in single if single[name] != double[name]]
+    assert differing == []
