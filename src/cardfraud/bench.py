@@ -69,3 +69,58 @@ def machine_description() -> str:
         f"{platform.machine()}, {os.cpu_count()} cores, "
         f"Python {platform.python_version()}"
     )
+
+
+def time_generator(rows: int, *, seed: int, out_dir: Path) -> dict[str, float | int]:
+    """Run ``fraudgen generate`` for ``rows`` transactions in a child process.
+
+    A child process per size gives each run its own peak resident memory.
+
+    Returns:
+        rows (realised), seconds, transactions per second and peak RSS in MiB.
+    """
+    import json
+    import subprocess
+    import sys
+
+    command = [sys.executable, "-m", "fraudgen", "generate", "--out", str(out_dir)]
+    command += ["--rows", str(rows), "--seed", str(seed), "--quiet"]
+    probe = (
+        "import resource, subprocess, sys, time\n"
+        "started = time.perf_counter()\n"
+        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
+        "seconds = time.perf_counter() - started\n"
+        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
+        "print(seconds, peak)\n"
+    )
+    output = subprocess.run(
+        [sys.executable, "-c", probe, *command],
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout.split()
+    seconds, peak = float(output[0]), float(output[1])
+    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
+    return {
+        "rows": manifest["rows"],
+        "seconds": round(seconds, 1),
+        "rows_per_second": round(manifest["rows"] / seconds),
+        "peak_rss_mib": round(peak),
+    }
+
+
+def generator_table(sizes: list[int], *, seed: int) -> str:
+    """Time the generator at each size and format a markdown table."""
+    lines = [
+        "| target rows | realised rows | seconds | rows per second | peak RSS (MiB) |",
+        "|---:|---:|---:|---:|---:|",
+    ]
+    with tempfile.TemporaryDirectory(prefix="cardfraud-bench-gen-") as folder:
+        for size in sizes:
+            result = time_generator(size, seed=seed, out_dir=Path(folder) / str(size))
+            logger.info("fraudgen %d rows: %s", size, result)
+            lines.append(
+                f"| {size:,} | {result['rows']:,} | {result['seconds']} "
+                f"| {result['rows_per_second']:,} | {result['peak_rss_mib']} |"
+            )
+    return "\n".join(lines)

@@ -237,13 +237,22 @@ def bench(params: ParamsOption = None) -> None:
     The stages run on a temporary workspace, so the pipeline's own outputs and MLflow
     store stay untouched. Prints markdown tables for docs/benchmarks.md.
     """
-    from cardfraud.bench import machine_description, markdown_table, time_stages
+    from cardfraud.bench import (
+        generator_table,
+        machine_description,
+        markdown_table,
+        time_stages,
+    )
+    from cardfraud.params import load_params
 
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     params_path = _params_path(params)
     typer.echo(f"machine: {machine_description()}")
     typer.echo(f"params: {params_path}\n")
-    typer.echo("## Pipeline stages, in process\n")
+    typer.echo("## Generator, one process per size\n")
+    seed = load_params(params_path).generate.seed
+    typer.echo(generator_table([1_000_000, 10_000_000], seed=seed))
+    typer.echo("\n## Pipeline stages, in process\n")
     typer.echo(markdown_table(time_stages(params_path)))
 
 
