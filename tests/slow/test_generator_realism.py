@@ -2,7 +2,7 @@
 
 Each figure is checked against its published range, or within 20% (relative) of a
 single published figure. The README section "Realism" of fraudgen lists the sources.
-The hardness bounds keep fraud invisible to a model that sees one payment at a time.
+The hardness bounds keep fraud hidden from a model given one payment at a time.
 """
 
 from __future__ import annotations

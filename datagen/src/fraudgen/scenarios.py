@@ -32,7 +32,14 @@ from fraudgen.blocks import (
     time_in_hour,
     to_minor_units,
 )
-from fraudgen.config import SCENARIOS, GeneratorConfig, IntRange, LabelsConfig
+from fraudgen.config import (
+    SCENARIOS,
+    AccountTakeoverConfig,
+    GeneratorConfig,
+    IntRange,
+    LabelsConfig,
+    StolenCardSpreeConfig,
+)
 from fraudgen.entities import Population
 from fraudgen.rng import stream
 from fraudgen.seasonality import (
@@ -234,6 +241,31 @@ def _hours_us(
     return (rng.uniform(low, high, size) * MICROS_PER_HOUR).astype(np.int64)
 
 
+def _incident_payment_times(
+    rng: np.random.Generator,
+    settings: StolenCardSpreeConfig | AccountTakeoverConfig,
+    *,
+    n_incidents: int,
+    span: Span,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Draw each incident's payments spread over its duration inside the span.
+
+    Returns:
+        Each row's incident index and its time in epoch microseconds.
+    """
+    incident = _incident_rows(
+        rng,
+        n_incidents=n_incidents,
+        low=settings.payments.min,
+        high=settings.payments.max,
+    )
+    duration_us = _hours_us(
+        rng, settings.duration_hours.min, settings.duration_hours.max, n_incidents
+    )
+    start = _incident_starts(rng, span, duration_us)
+    return incident, start[incident] + _spread(rng, duration_us[incident])
+
+
 def card_testing(
     rng: np.random.Generator,
     population: Population,
@@ -287,15 +319,10 @@ def stolen_card_spree(
     """Many larger payments within hours, in shops at home or abroad and online."""
     settings = config.scenarios.stolen_card_spree
     n = len(cards)
-    incident = _incident_rows(
-        rng, n_incidents=n, low=settings.payments.min, high=settings.payments.max
+    incident, timestamp = _incident_payment_times(
+        rng, settings, n_incidents=n, span=span
     )
     rows = len(incident)
-    duration_us = _hours_us(
-        rng, settings.duration_hours.min, settings.duration_hours.max, n
-    )
-    start = _incident_starts(rng, span, duration_us)
-    timestamp = start[incident] + _spread(rng, duration_us[incident])
 
     customer = population.card_customer[cards]
     abroad = rng.random(n) < settings.cross_border_share
@@ -341,15 +368,8 @@ def account_takeover(
     """Online payments from one new device, at unusual categories and hours."""
     settings = config.scenarios.account_takeover
     n = len(cards)
-    incident = _incident_rows(
-        rng, n_incidents=n, low=settings.payments.min, high=settings.payments.max
-    )
+    incident, moment = _incident_payment_times(rng, settings, n_incidents=n, span=span)
     rows = len(incident)
-    duration_us = _hours_us(
-        rng, settings.duration_hours.min, settings.duration_hours.max, n
-    )
-    start = _incident_starts(rng, span, duration_us)
-    moment = start[incident] + _spread(rng, duration_us[incident])
     night = rng.random(rows) < settings.night_share
     hour = np.where(night, rng.integers(0, 5, rows), rng.integers(9, 23, rows))
     timestamp = time_in_hour(rng, day_start_us=floor_to_day(moment), hour=hour)
@@ -460,7 +480,7 @@ def compromised_merchant(
     n = len(victim_card)
     window_us = int(settings.compromise_days * MICROS_PER_DAY)
     # Windows may end up to the shortest fraud delay before the span's end, so the
-    # frauds cover the whole span; the few frauds after its end are dropped.
+    # frauds cover the whole span. The few frauds after its end are dropped.
     earliest_delay_us = int(settings.fraud_delay_days.min * MICROS_PER_DAY)
     room = max(0, span.length_us - window_us - earliest_delay_us - MICROS_PER_DAY)
     window_start = span.start_us + (rng.random(n_merchants) * room).astype(np.int64)

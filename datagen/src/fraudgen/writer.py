@@ -142,7 +142,7 @@ def generate_to_path(
     output and an existing ``out`` unchanged. Any other fsspec URL, such as
     ``s3://bucket/raw``, is written under a temporary prefix beside it, then each
     file is copied into place with the manifest last, and the temporary prefix is
-    deleted. A reader that waits for ``manifest.json`` never sees partial data.
+    deleted. A reader that waits for ``manifest.json`` never reads partial data.
 
     Args:
         config: Validated configuration.
