@@ -8,7 +8,7 @@ import pytest
 
 import fraudgen
 
-SMALL = {"rows": 6000, "days": 21, "fraud_rate": 0.01, "seed": 7, "shard_days": 7}
+SMALL = {"rows": 6000, "days": 21, "fraud_rate": 0.01, "seed": 7}
 
 
 def small_config(**changes: Any) -> fraudgen.GeneratorConfig:

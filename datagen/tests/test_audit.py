@@ -199,7 +199,7 @@ def write_data_set(tmp_path, make_config):
     """Write 8 weeks of about 40,000 rows, enough that time order alone stays
     below the threshold."""
     folder = tmp_path / "data"
-    config = make_config(rows=40_000, days=56, seed=11, shard_days=28)
+    config = make_config(rows=40_000, days=56, seed=11)
     fraudgen.generate_to_path(config, folder)
     return folder
 

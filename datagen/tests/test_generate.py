@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
+from importlib import metadata
 
 import numpy as np
 import polars as pl
@@ -116,17 +117,39 @@ def test_ids_do_not_follow_label(make_config):
     assert 0.3 < late < 0.75
 
 
-def test_same_seed_same_bytes_any_shard_size(tmp_path, make_config):
-    first = fraudgen.generate_to_path(make_config(shard_days=7), tmp_path / "a")
-    second = fraudgen.generate_to_path(make_config(shard_days=3), tmp_path / "b")
-    files_a = read_bytes(tmp_path / "a")
-    files_b = read_bytes(tmp_path / "b")
-    data_a = {k: v for k, v in files_a.items() if k != "manifest.json"}
-    data_b = {k: v for k, v in files_b.items() if k != "manifest.json"}
-    assert len(data_a) == 21
-    assert data_a == data_b
-    assert [f.sha256 for f in first.files] == [f.sha256 for f in second.files]
-    assert first.rows == second.rows
+@pytest.mark.parametrize(
+    "work",
+    [
+        {"shard_cards": 37, "batch_rows": 900, "threads": 1},
+        {"shard_cards": 1, "batch_rows": 1, "threads": 3},
+        {"shard_cards": 100_000, "batch_rows": 10**9, "threads": 2},
+    ],
+    ids=["small-shards", "one-card-one-day", "one-shard-one-batch"],
+)
+def test_same_bytes_whatever_the_chunk_size_and_threads(tmp_path, make_config, work):
+    config = make_config()
+    reference = fraudgen.generate_to_path(config, tmp_path / "default")
+    other = fraudgen.generate_to_path(config, tmp_path / "other", **work)
+    files_a = read_bytes(tmp_path / "default")
+    files_b = read_bytes(tmp_path / "other")
+    assert len(files_a) == 22  # 21 daily partitions and the manifest
+    assert files_a == files_b
+    assert reference == other
+
+
+def test_frame_equals_partitions(tmp_path, make_config):
+    config = make_config()
+    fraudgen.generate_to_path(config, tmp_path / "out")
+    frame = fraudgen.generate_frame(config, shard_cards=50, batch_rows=500, threads=2)
+    written = pl.read_parquet(tmp_path / "out" / "dt=*" / "*.parquet")
+    assert frame.height == written.height > 0
+    assert frame.equals(written.select(frame.columns))
+
+
+def test_rejects_non_positive_work_sizes(make_config):
+    for option in ("shard_cards", "batch_rows", "threads"):
+        with pytest.raises(ValueError, match=f"{option} must be at least 1"):
+            fraudgen.generate_frame(make_config(), **{option: 0})
 
 
 def test_same_config_same_manifest_bytes(tmp_path, make_config):
@@ -157,7 +180,8 @@ def test_manifest_contents(tmp_path, small_frame, make_config):
     assert manifest.rows == small_frame.height
     assert manifest.frauds == int(small_frame["is_fraud"].sum())
     assert sum(s["rows"] for s in manifest.scenarios.values()) == manifest.frauds
-    assert manifest.package_version == "0.2.0"
+    assert manifest.package_version == fraudgen.__version__
+    assert manifest.package_version == metadata.version("fraudgen")
     assert manifest.seed == 7
     assert manifest.config_hash == make_config(write_csv=True).config_hash()
     assert len([f for f in manifest.files if f.path.startswith("csv/")]) == 21
@@ -194,10 +218,12 @@ def test_failure_leaves_no_partial_output(tmp_path, monkeypatch, make_config):
             raise OSError("disk full")
         return original(*args, **kwargs)
 
-    original = writer._write_day
-    monkeypatch.setattr(writer, "_write_day", fail_on_third_day)
+    original = writer._encode_day
+    monkeypatch.setattr(writer, "_encode_day", fail_on_third_day)
     with pytest.raises(OSError, match="disk full"):
-        fraudgen.generate_to_path(make_config(), tmp_path / "out")
+        fraudgen.generate_to_path(
+            make_config(), tmp_path / "out", threads=2, batch_rows=300
+        )
     assert list(tmp_path.iterdir()) == []
 
 

@@ -10,7 +10,7 @@ Public API:
 
 from __future__ import annotations
 
-__version__ = "0.2.0"
+__version__ = "0.3.0"
 
 from fraudgen.config import (
     SCENARIOS,

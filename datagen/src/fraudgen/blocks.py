@@ -16,6 +16,7 @@ from fraudgen.entities import (
     DEVICE_ID_LOW,
     Population,
 )
+from fraudgen.rng import Draws
 from fraudgen.seasonality import MICROS_PER_DAY, MICROS_PER_HOUR
 
 NO_DEVICE = 0
@@ -118,7 +119,7 @@ def make_block(
 
 
 def amount_eur(
-    rng: np.random.Generator,
+    rng: Draws,
     population: Population,
     *,
     merchant: np.ndarray,
@@ -149,7 +150,7 @@ def to_minor_units(
 
 
 def pick_terminal(
-    rng: np.random.Generator, population: Population, merchant: np.ndarray
+    rng: Draws, population: Population, merchant: np.ndarray
 ) -> np.ndarray:
     """Draw one of each merchant's terminals, uniformly, int64."""
     count = population.merchant_terminal_count[merchant]
@@ -157,23 +158,19 @@ def pick_terminal(
     return population.merchant_terminal_start[merchant] + offset
 
 
-def pick_in_range(
-    rng: np.random.Generator, start: np.ndarray, count: np.ndarray
-) -> np.ndarray:
+def pick_in_range(rng: Draws, start: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Draw uniformly from the index ranges ``[start, start + count)``, int64."""
     return start + (rng.random(len(start)) * count).astype(np.int64)
 
 
-def pick_online(
-    rng: np.random.Generator, population: Population, size: int
-) -> np.ndarray:
+def pick_online(rng: Draws, population: Population, size: int) -> np.ndarray:
     """Draw online shops by popularity, int64."""
     position = np.searchsorted(population.online_cum, rng.random(size), side="right")
     return population.online_merchants[position]
 
 
 def pick_fraud_online(
-    rng: np.random.Generator,
+    rng: Draws,
     population: Population,
     *,
     home_country: np.ndarray,
@@ -207,15 +204,13 @@ def pick_fraud_online(
     return np.where(at_home, home, shop)
 
 
-def pick_travel_city(
-    rng: np.random.Generator, population: Population, size: int
-) -> np.ndarray:
+def pick_travel_city(rng: Draws, population: Population, size: int) -> np.ndarray:
     """Draw destination cities of trips, weighted by tourism, int64."""
     return np.searchsorted(population.travel_city_cum, rng.random(size), side="right")
 
 
 def pick_foreign_city(
-    rng: np.random.Generator, population: Population, home_country: np.ndarray
+    rng: Draws, population: Population, home_country: np.ndarray
 ) -> np.ndarray:
     """Draw cities outside ``home_country``, weighted by tourism, int64.
 
@@ -231,25 +226,13 @@ def pick_foreign_city(
     return city
 
 
-def new_device_ids(rng: np.random.Generator, size: int) -> np.ndarray:
+def new_device_ids(rng: Draws, size: int) -> np.ndarray:
     """Draw device numbers of devices never seen before, int64."""
     return rng.integers(DEVICE_ID_LOW, DEVICE_ID_HIGH, size=size)
 
 
-def customer_hours(
-    rng: np.random.Generator,
-    population: Population,
-    *,
-    customer: np.ndarray,
-    hour_cum: np.ndarray,
-) -> np.ndarray:
-    """Draw payment hours (0 to 23) from the day's profile shifted per customer."""
-    hour = np.searchsorted(hour_cum, rng.random(len(customer)), side="right")
-    return (hour + population.customer_hour_shift[customer]) % 24
-
-
 def time_in_hour(
-    rng: np.random.Generator, *, day_start_us: np.ndarray | int, hour: np.ndarray
+    rng: Draws, *, day_start_us: np.ndarray | int, hour: np.ndarray
 ) -> np.ndarray:
     """Return timestamps at a uniform instant of ``hour`` on each day, int64 µs."""
     within = rng.integers(0, MICROS_PER_HOUR, size=len(hour))
@@ -262,7 +245,7 @@ def floor_to_day(timestamp_us: np.ndarray) -> np.ndarray:
 
 
 def draw_channels(
-    rng: np.random.Generator, population: Population, customer: np.ndarray
+    rng: Draws, population: Population, customer: np.ndarray
 ) -> np.ndarray:
     """Draw each payment's channel from its customer's channel shares, int8."""
     cumulative = population.customer_channel_cum[customer]
@@ -271,7 +254,7 @@ def draw_channels(
 
 
 def hours_on_days(
-    rng: np.random.Generator,
+    rng: Draws,
     population: Population,
     *,
     customer: np.ndarray,
@@ -279,11 +262,11 @@ def hours_on_days(
 ) -> np.ndarray:
     """Draw payment hours on the given days from each customer's own profile."""
     # 1970-01-01 was a Thursday, so (days since epoch + 3) % 7 is the ISO weekday - 1.
-    weekday = (day_start_us // MICROS_PER_DAY + 3) % 7
+    weekend = ((day_start_us // MICROS_PER_DAY + 3) % 7 >= 5).astype(np.int64)
     draw = rng.random(len(customer))
-    weekday_hour = np.searchsorted(_cumulative(catalogue.HOURLY_WEEKDAY), draw, "right")
-    weekend_hour = np.searchsorted(_cumulative(catalogue.HOURLY_WEEKEND), draw, "right")
-    hour = np.where(weekday >= 5, weekend_hour, weekday_hour)
+    # Weekend draws are shifted by 1 into the second half of one joined table.
+    position = np.searchsorted(_HOURLY_TABLE, draw + weekend, "right")
+    hour = np.minimum(position - 24 * weekend, 23)
     return (hour + population.customer_hour_shift[customer]) % 24
 
 
@@ -291,3 +274,8 @@ def _cumulative(weights: np.ndarray) -> np.ndarray:
     cumulative = np.cumsum(weights) / weights.sum()
     cumulative[-1] = 1.0
     return cumulative
+
+
+_HOURLY_TABLE = np.concatenate(
+    [_cumulative(catalogue.HOURLY_WEEKDAY), 1.0 + _cumulative(catalogue.HOURLY_WEEKEND)]
+)

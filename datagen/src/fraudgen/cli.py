@@ -19,6 +19,9 @@ from fraudgen.catalogue import CHANNELS
 from fraudgen.config import MAX_DAYS, ConfigError, GeneratorConfig, load_config
 from fraudgen.descriptions import COLUMN_DESCRIPTIONS, SCENARIO_DESCRIPTIONS
 from fraudgen.frame import SCHEMA
+from fraudgen.generator import DEFAULT_BATCH_ROWS
+from fraudgen.legit import DEFAULT_SHARD_CARDS
+from fraudgen.presets import preset_names
 from fraudgen.writer import generate_to_path
 
 CONFIG_ERROR_EXIT = 2
@@ -38,9 +41,11 @@ def _fail(message: str) -> None:
     raise typer.Exit(CONFIG_ERROR_EXIT)
 
 
-def _load(config: Path | None, overrides: dict[str, Any]) -> GeneratorConfig:
+def _load(
+    config: Path | None, overrides: dict[str, Any], *, preset: str | None = None
+) -> GeneratorConfig:
     try:
-        return load_config(config, overrides=overrides)
+        return load_config(config, overrides=overrides, preset=preset)
     except ConfigError as error:
         _fail(str(error))
         raise AssertionError("unreachable") from error
@@ -106,8 +111,52 @@ def generate(
     quiet: Annotated[
         bool, typer.Option("--quiet", help="Hide the progress bar.")
     ] = False,
+    preset: Annotated[
+        str | None,
+        typer.Option(
+            "--preset",
+            metavar="NAME",
+            help="Shipped preset merged over the defaults and under --config "
+            f"({', '.join(preset_names())}).",
+        ),
+    ] = None,
+    threads: Annotated[
+        str | None,
+        typer.Option(
+            "--threads",
+            metavar="N",
+            help="Worker threads; default: the cores, at most 4. "
+            "Does not change the output.",
+        ),
+    ] = None,
+    shard_cards: Annotated[
+        str | None,
+        typer.Option(
+            "--shard-cards",
+            metavar="N",
+            help=f"Cards drawn per step within a day (default {DEFAULT_SHARD_CARDS:,}"
+            "). Does not change the output.",
+        ),
+    ] = None,
+    batch_rows: Annotated[
+        str | None,
+        typer.Option(
+            "--batch-rows",
+            metavar="N",
+            help="Expected rows of the days one thread holds at a time (default "
+            f"{DEFAULT_BATCH_ROWS:,}). Does not change the output.",
+        ),
+    ] = None,
 ) -> None:
     """Write daily parquet partitions and manifest.json to OUT."""
+    work = {
+        "threads": _parse_int("--threads", threads, minimum=1, maximum=256),
+        "shard_cards": _parse_int(
+            "--shard-cards", shard_cards, minimum=1, maximum=10**9
+        ),
+        "batch_rows": _parse_int("--batch-rows", batch_rows, minimum=1, maximum=10**9),
+    }
+    work = {key: value for key, value in work.items() if value is not None}
     options = {
         "rows": _parse_int("--rows", rows, minimum=1, maximum=2_000_000_000),
         "days": _parse_int("--days", days, minimum=1, maximum=MAX_DAYS),
@@ -115,11 +164,11 @@ def generate(
         "write_csv": True if csv else None,
     }
     overrides = {key: value for key, value in options.items() if value is not None}
-    settings = _load(config, overrides)
+    settings = _load(config, overrides, preset=preset)
     _configure_logging()
     try:
         manifest = _generate_with_progress(
-            settings, out, overwrite=overwrite, quiet=quiet
+            settings, out, overwrite=overwrite, quiet=quiet, work=work
         )
     except (FileExistsError, FileNotFoundError, ValueError) as error:
         _fail(str(error))
@@ -140,7 +189,12 @@ def _configure_logging() -> None:
 
 
 def _generate_with_progress(
-    settings: GeneratorConfig, out: str, *, overwrite: bool, quiet: bool
+    settings: GeneratorConfig,
+    out: str,
+    *,
+    overwrite: bool,
+    quiet: bool,
+    work: dict[str, int],
 ) -> Any:
     from rich.progress import Progress
 
@@ -151,6 +205,7 @@ def _generate_with_progress(
             out,
             overwrite=overwrite,
             progress=lambda done: progress.update(task, completed=done),
+            **work,
         )
 
 

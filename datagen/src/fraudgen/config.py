@@ -11,7 +11,7 @@ import json
 from datetime import date, timedelta
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
@@ -180,6 +180,47 @@ class LabelsConfig(_Strict):
         return self
 
 
+class CampaignConfig(_Strict):
+    """A fraud campaign: extra incidents of one scenario between two days."""
+
+    scenario: Literal[
+        "card_testing",
+        "stolen_card_spree",
+        "account_takeover",
+        "compromised_merchant",
+        "mimicry",
+    ]
+    start: date
+    end: date | None = None
+    fraud_rate: float = Field(gt=0, lt=0.5)
+
+    @model_validator(mode="after")
+    def _check_order(self) -> CampaignConfig:
+        if self.end is not None and self.end < self.start:
+            raise ValueError(
+                f"end {self.end} is before start {self.start}; "
+                "set end on or after start"
+            )
+        return self
+
+
+class SegmentShiftConfig(_Strict):
+    """A lasting change in a customer segment's behaviour from a day on."""
+
+    segment: Literal["student", "mass", "affluent"]
+    start: date
+    amount_multiplier: float = Field(default=1.0, gt=0, le=100)
+    volume_multiplier: float = Field(default=1.0, gt=0, le=100)
+    hour_shift: int = Field(default=0, ge=-12, le=12)
+
+
+class DriftConfig(_Strict):
+    """Scheduled changes over the span; both lists are empty by default."""
+
+    campaigns: tuple[CampaignConfig, ...] = ()
+    segment_shifts: tuple[SegmentShiftConfig, ...] = ()
+
+
 class GeneratorConfig(_Strict):
     """Complete, validated generator configuration.
 
@@ -194,12 +235,12 @@ class GeneratorConfig(_Strict):
     cards: int | None = Field(default=None, gt=0, le=200_000_000)
     fraud_rate: float = Field(ge=0, lt=0.5)
     seed: int = Field(ge=0, lt=2**63)
-    shard_days: int = Field(gt=0, le=MAX_DAYS)
     write_csv: bool
     population: PopulationConfig
     scenario_mix: ScenarioMix
     scenarios: ScenariosConfig
     labels: LabelsConfig
+    drift: DriftConfig
 
     @model_validator(mode="after")
     def _check_alternatives(self) -> GeneratorConfig:
@@ -214,6 +255,7 @@ class GeneratorConfig(_Strict):
             )
         if self.end is not None and self.n_days > MAX_DAYS:
             raise ValueError(f"key 'end': the span from start exceeds {MAX_DAYS} days")
+        self._check_drift()
         mix_total = sum(getattr(self.scenario_mix, name) for name in SCENARIOS)
         if self.fraud_rate > 0 and mix_total <= 0:
             raise ValueError(
@@ -221,6 +263,29 @@ class GeneratorConfig(_Strict):
                 "when fraud_rate > 0"
             )
         return self
+
+    def _check_drift(self) -> None:
+        last = self.last_day
+        for index, campaign in enumerate(self.drift.campaigns):
+            key = f"drift.campaigns.{index}"
+            if campaign.start > last or (
+                campaign.end is not None and campaign.end < self.start
+            ):
+                raise ValueError(
+                    f"key '{key}': the campaign ({campaign.start} to "
+                    f"{campaign.end or 'the end'}) lies outside the data span "
+                    f"{self.start} to {last}; move it inside"
+                )
+        for index, shift in enumerate(self.drift.segment_shifts):
+            if shift.start > last:
+                raise ValueError(
+                    f"key 'drift.segment_shifts.{index}.start': {shift.start} is after "
+                    f"the last day {last}; move it inside the span"
+                )
+
+    def shifts_on(self, day: date) -> tuple[SegmentShiftConfig, ...]:
+        """Return the segment shifts in force on ``day``."""
+        return tuple(s for s in self.drift.segment_shifts if s.start <= day)
 
     @property
     def n_days(self) -> int:

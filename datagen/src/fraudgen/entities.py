@@ -64,6 +64,7 @@ class Population:
     customer_lat: np.ndarray
     customer_lon: np.ndarray
     customer_scale: np.ndarray
+    customer_segment: np.ndarray
     customer_hour_shift: np.ndarray
     customer_channel_cum: np.ndarray
     customer_devices: np.ndarray
@@ -374,11 +375,14 @@ def _build_customers(
         "customer_lat": lat,
         "customer_lon": lon,
         "customer_scale": scale,
+        "customer_segment": segment.astype(np.int8),
         "customer_hour_shift": catalogue.HOUR_SHIFTS[shift_index],
         "customer_channel_cum": channel_cum,
         "customer_devices": devices,
         "customer_device_count": device_count,
-        "favourite_physical": favourite_physical,
-        "favourite_online": favourite_online,
-        "favourite_atms": favourite_atms,
+        # Merchant indices fit in 32 bits; the narrower type halves the largest
+        # per-customer arrays.
+        "favourite_physical": favourite_physical.astype(np.int32),
+        "favourite_online": favourite_online.astype(np.int32),
+        "favourite_atms": favourite_atms.astype(np.int32),
     }

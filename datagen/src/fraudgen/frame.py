@@ -39,6 +39,7 @@ SCHEMA: dict[str, pl.DataType] = {
     "fraud_scenario": pl.String(),
 }
 TRANSACTION_ID_DIGITS = 8
+TIE_BITS = 26
 
 _COUNTRY_CODES = pl.Series(COUNTRIES, dtype=pl.String)
 _CURRENCY_CODES = pl.Series(CURRENCIES, dtype=pl.String)
@@ -54,9 +55,15 @@ def order_day(block: Block, rng: np.random.Generator) -> Block:
 
     The tie key is drawn for every row, so neither the label nor the order in
     which legitimate and fraudulent payments were generated decides the order.
+    Microseconds since the day's first row (below 2**37 within a day) and a 26-bit
+    random tie key share one int64 sort key.
     """
-    tie = rng.random(len(block))
-    return block.take(np.lexsort((tie, block.timestamp_us)))
+    tie = rng.integers(0, 1 << TIE_BITS, size=len(block), dtype=np.int64)
+    if len(block) == 0:
+        return block
+    offset = block.timestamp_us - block.timestamp_us.min()
+    key = (offset << TIE_BITS) | tie
+    return block.take(np.argsort(key, kind="stable"))
 
 
 def to_frame(
@@ -79,53 +86,61 @@ def to_frame(
     day_starts = np.concatenate([[0], np.cumsum(counts_array)[:-1]])
     position = np.arange(len(block)) - np.repeat(day_starts, counts_array)
     prefixes = pl.Series([f"T{day:%Y%m%d}" for day in days], dtype=pl.String)
-    day_prefix = prefixes.gather(np.repeat(np.arange(len(days)), counts_array))
-    transaction_id = day_prefix + pl.Series(position).cast(pl.String).str.zfill(
-        TRANSACTION_ID_DIGITS
-    )
-
     customer = population.card_customer[block.card]
     merchant = block.merchant
     merchant_country = population.merchant_country[merchant]
-    device = pl.Series(block.device)
-    device_id = pl.select(
-        pl.when(device != NO_DEVICE).then(pl.lit("D") + device.cast(pl.String))
-    ).to_series()
-    scenario = pl.Series(block.scenario, dtype=pl.Int8)
-    scenario_index = pl.select(
-        pl.when(scenario != NO_SCENARIO).then(scenario)
-    ).to_series()
-    label = pl.Series(block.label_us, dtype=pl.Int64)
-    label_at = pl.select(pl.when(label != NO_LABEL).then(label)).to_series()
-    is_fraud = block.scenario != NO_SCENARIO
-
-    frame = pl.DataFrame(
+    indices = pl.DataFrame(
         {
-            "transaction_id": transaction_id,
-            "timestamp": pl.Series(block.timestamp_us, dtype=pl.Int64).cast(
-                UTC_DATETIME
-            ),
-            "card_id": population.card_ids.gather(block.card),
-            "customer_id": population.customer_ids.gather(customer),
-            "merchant_id": population.merchant_ids.gather(merchant),
-            "terminal_id": population.terminal_ids.gather(block.terminal),
-            "amount_minor": pl.Series(block.amount_minor, dtype=pl.Int64),
-            "currency": _CURRENCY_CODES.gather(merchant_country),
-            "mcc": _MCC_CODES.gather(population.merchant_category[merchant]),
-            "channel": _CHANNEL_NAMES.gather(block.channel.astype(np.int64)),
-            "card_present": pl.Series(block.channel != catalogue.ECOMMERCE),
-            "merchant_country": _COUNTRY_CODES.gather(merchant_country),
-            "card_country": _COUNTRY_CODES.gather(
-                population.customer_country[customer]
-            ),
-            "device_id": device_id,
+            "day": np.repeat(np.arange(len(days), dtype=np.int64), counts_array),
+            "position": position,
+            "timestamp": block.timestamp_us,
+            "card": block.card,
+            "customer": customer,
+            "merchant": merchant,
+            "terminal": block.terminal,
+            "amount_minor": block.amount_minor,
+            "merchant_country": merchant_country,
+            "card_country": population.customer_country[customer],
+            "mcc": population.merchant_category[merchant],
+            "channel": block.channel.astype(np.int64),
+            "device": block.device,
             "customer_lat": population.customer_lat[customer],
             "customer_lon": population.customer_lon[customer],
             "merchant_lat": population.merchant_lat[merchant],
             "merchant_lon": population.merchant_lon[merchant],
-            "is_fraud": pl.Series(is_fraud),
-            "label_available_at": label_at.cast(UTC_DATETIME),
-            "fraud_scenario": _SCENARIO_NAMES.gather(scenario_index.cast(pl.Int64)),
+            "scenario": block.scenario.astype(np.int64),
+            "label": block.label_us,
         }
+    )
+    fraud = pl.col("scenario") != NO_SCENARIO
+    frame = indices.select(
+        transaction_id=pl.lit(prefixes).gather(pl.col("day"))
+        + pl.col("position").cast(pl.String).str.zfill(TRANSACTION_ID_DIGITS),
+        timestamp=pl.col("timestamp").cast(UTC_DATETIME),
+        card_id=pl.lit(population.card_ids).gather(pl.col("card")),
+        customer_id=pl.lit(population.customer_ids).gather(pl.col("customer")),
+        merchant_id=pl.lit(population.merchant_ids).gather(pl.col("merchant")),
+        terminal_id=pl.lit(population.terminal_ids).gather(pl.col("terminal")),
+        amount_minor=pl.col("amount_minor"),
+        currency=pl.lit(_CURRENCY_CODES).gather(pl.col("merchant_country")),
+        mcc=pl.lit(_MCC_CODES).gather(pl.col("mcc")),
+        channel=pl.lit(_CHANNEL_NAMES).gather(pl.col("channel")),
+        card_present=pl.col("channel") != catalogue.ECOMMERCE,
+        merchant_country=pl.lit(_COUNTRY_CODES).gather(pl.col("merchant_country")),
+        card_country=pl.lit(_COUNTRY_CODES).gather(pl.col("card_country")),
+        device_id=pl.when(pl.col("device") != NO_DEVICE).then(
+            pl.lit("D") + pl.col("device").cast(pl.String)
+        ),
+        customer_lat=pl.col("customer_lat"),
+        customer_lon=pl.col("customer_lon"),
+        merchant_lat=pl.col("merchant_lat"),
+        merchant_lon=pl.col("merchant_lon"),
+        is_fraud=fraud,
+        label_available_at=pl.when(pl.col("label") != NO_LABEL).then(
+            pl.col("label").cast(UTC_DATETIME)
+        ),
+        fraud_scenario=pl.when(fraud).then(
+            pl.lit(_SCENARIO_NAMES).gather(pl.col("scenario").clip(lower_bound=0))
+        ),
     )
     return frame.cast(SCHEMA)  # type: ignore[arg-type]

@@ -1,8 +1,8 @@
-"""Legitimate payments of one day, drawn for every card at once."""
+"""Legitimate payments of a run of days, drawn card shard by card shard."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import timedelta
 
 import numpy as np
 
@@ -11,53 +11,113 @@ from fraudgen.blocks import (
     NO_DEVICE,
     Block,
     amount_eur,
-    customer_hours,
     draw_channels,
+    hours_on_days,
     make_block,
     new_device_ids,
-    pick_in_range,
-    pick_online,
     pick_terminal,
-    pick_travel_city,
     time_in_hour,
     to_minor_units,
 )
-from fraudgen.config import PopulationConfig
+from fraudgen.config import GeneratorConfig, PopulationConfig
 from fraudgen.entities import FAVOURITE_WEIGHTS, Population
-from fraudgen.rng import stream
-from fraudgen.seasonality import day_factor, day_start_us, hour_cumulative
+from fraudgen.rng import CARD_SLOT, CounterDraws, Draws, counter_key
+from fraudgen.seasonality import day_factor, day_start_us
 
+# Cards drawn per vectorised step unless the caller chooses another shard size.
+DEFAULT_SHARD_CARDS = 65_536
 FAVOURITE_CUM = np.cumsum(FAVOURITE_WEIGHTS) / FAVOURITE_WEIGHTS.sum()
 FAVOURITE_CUM[-1] = 1.0
 
 
-def legitimate_day(
+def legitimate_days(
     population: Population,
-    settings: PopulationConfig,
+    config: GeneratorConfig,
+    day_indices: list[int],
     *,
-    seed: int,
-    day_index: int,
-    day: date,
-) -> Block:
-    """Draw every legitimate payment of ``day``, in no particular order.
+    shard_cards: int = DEFAULT_SHARD_CARDS,
+) -> list[Block]:
+    """Draw every legitimate payment of the given days, one block per day.
 
-    Each card makes a Poisson number of payments with mean equal to its daily rate
-    times the day's calendar factor. The draws use the ``legitimate`` stream of
-    ``day_index`` only.
+    Cards are drawn ``shard_cards`` at a time, for all the days at once. A day's
+    rows come card by card in index order, and each card's payments in their
+    order of drawing. The draws are counter-based (``CounterDraws``), so the rows
+    do not depend on ``shard_cards`` or on which days are drawn together.
+
+    Args:
+        population: Entities of the data set.
+        config: Validated configuration.
+        day_indices: Day indices from the first day, 0-based, in increasing order.
+        shard_cards: Cards drawn per vectorised step; bounds the working memory.
     """
-    rng = stream(seed, "legitimate", day_index)
-    counts = rng.poisson(population.card_daily_rate * day_factor(day))
-    card = np.repeat(np.arange(population.n_cards, dtype=np.int64), counts)
+    key = counter_key(config.seed, "legitimate")
+    per_day: list[list[Block]] = [[] for _ in day_indices]
+    days = np.asarray(day_indices, np.int64)
+    for first in range(0, population.n_cards, shard_cards):
+        cards = np.arange(first, min(first + shard_cards, population.n_cards))
+        block, day_position = legitimate_cards(
+            population, config, key=key, days=days, cards=cards
+        )
+        bounds = np.searchsorted(day_position, np.arange(len(days) + 1))
+        for position in range(len(days)):
+            rows = np.arange(bounds[position], bounds[position + 1])
+            per_day[position].append(block.take(rows))
+    return [Block.concat(blocks) for blocks in per_day]
+
+
+def legitimate_cards(
+    population: Population,
+    config: GeneratorConfig,
+    *,
+    key: int,
+    days: np.ndarray,
+    cards: np.ndarray,
+) -> tuple[Block, np.ndarray]:
+    """Draw the legitimate payments of ``cards`` on each of ``days``.
+
+    Each card makes a Poisson number of payments a day, with mean equal to its
+    daily rate times the day's calendar factor (and a segment's volume multiplier
+    while a shift is in force).
+
+    Returns:
+        The rows, day by day, then card by card within a day, and each row's
+        position in ``days``.
+    """
+    settings = config.population
+    dates = [config.start + timedelta(days=int(index)) for index in days]
+    pair_day = np.repeat(np.arange(len(days)), len(cards))
+    pair_card = np.tile(cards, len(days))
+    pair_customer = population.card_customer[pair_card]
+    factor = np.array([day_factor(day) for day in dates])
+    rate = population.card_daily_rate[pair_card] * factor[pair_day]
+    shift_start = _shift_starts(config, days)
+    rate = rate * _segment_factor(
+        population, config, pair_customer, pair_day, shift_start, "volume"
+    )
+    counts = CounterDraws(key, pair_card, CARD_SLOT, days[pair_day]).poisson(rate)
+    card = np.repeat(pair_card, counts)
+    day_position = np.repeat(pair_day, counts)
+    first_row = np.cumsum(counts) - counts
+    slot = np.arange(len(card)) - np.repeat(first_row, counts)
+    rng = CounterDraws(key, card, slot, days[day_position])
     customer = population.card_customer[card]
+    starts = np.array([day_start_us(day) for day in dates], np.int64)[day_position]
     channel = draw_channels(rng, population, customer)
     merchant = _draw_merchants(rng, population, settings, customer, channel)
     eur = amount_eur(rng, population, merchant=merchant, customer=customer)
-    hour = customer_hours(
-        rng, population, customer=customer, hour_cum=hour_cumulative(day)
+    eur = eur * _segment_factor(
+        population, config, customer, day_position, shift_start, "amount"
     )
+    hour = hours_on_days(rng, population, customer=customer, day_start_us=starts)
+    hour = (
+        hour
+        + _segment_factor(
+            population, config, customer, day_position, shift_start, "hours"
+        )
+    ) % 24
     device = _draw_devices(rng, population, settings, customer, channel)
-    return make_block(
-        timestamp_us=time_in_hour(rng, day_start_us=day_start_us(day), hour=hour),
+    block = make_block(
+        timestamp_us=time_in_hour(rng, day_start_us=starts, hour=hour.astype(np.int64)),
         card=card,
         merchant=merchant,
         terminal=pick_terminal(rng, population, merchant),
@@ -65,16 +125,47 @@ def legitimate_day(
         amount_minor=to_minor_units(population, merchant=merchant, eur=eur),
         device=device,
     )
+    return block, day_position
 
 
-def _pick_favourite(rng: np.random.Generator, favourites: np.ndarray) -> np.ndarray:
-    rank = np.searchsorted(FAVOURITE_CUM, rng.random(len(favourites)), side="right")
-    rank = np.minimum(rank, favourites.shape[1] - 1)
-    return favourites[np.arange(len(favourites)), rank]
+def _shift_starts(config: GeneratorConfig, days: np.ndarray) -> list[np.ndarray]:
+    """Return, per segment shift, which of ``days`` it is in force on (bool)."""
+    return [
+        days >= (shift.start - config.start).days
+        for shift in config.drift.segment_shifts
+    ]
+
+
+def _segment_factor(
+    population: Population,
+    config: GeneratorConfig,
+    customer: np.ndarray,
+    day_position: np.ndarray,
+    in_force: list[np.ndarray],
+    kind: str,
+) -> np.ndarray | float:
+    """Return each row's volume or amount multiplier, or its extra hours.
+
+    Multipliers of shifts in force multiply; hour shifts add up.
+    """
+    total: np.ndarray | float = 0.0 if kind == "hours" else 1.0
+    for shift, active in zip(config.drift.segment_shifts, in_force, strict=True):
+        value = {
+            "volume": shift.volume_multiplier,
+            "amount": shift.amount_multiplier,
+            "hours": shift.hour_shift,
+        }[kind]
+        segment = catalogue.SEGMENTS.index(shift.segment)
+        hit = (population.customer_segment[customer] == segment) & active[day_position]
+        if kind == "hours":
+            total = total + np.where(hit, value, 0)
+        else:
+            total = total * np.where(hit, value, 1.0)
+    return total
 
 
 def _draw_merchants(
-    rng: np.random.Generator,
+    rng: Draws,
     population: Population,
     settings: PopulationConfig,
     customer: np.ndarray,
@@ -88,42 +179,67 @@ def _draw_merchants(
     or an ATM in the travel destination.
     """
     size = len(customer)
-    home = population.customer_city[customer]
     route = rng.random(size)
+    travel_draw = rng.random(size)
+    favourite_draw = rng.random(size)
+    other_shop_draw = rng.random(size)
+    favourite_web_draw = rng.random(size)
+    other_web_draw = rng.random(size)
+    web_explore = rng.random(size) < settings.online_explore_share
+    atm_slot_draw = rng.random(size)
+    other_atm_draw = rng.random(size)
+
     travelling = route < settings.travel_share
     exploring = ~travelling & (
         route < settings.travel_share + settings.local_explore_share
     )
-    city = np.where(travelling, pick_travel_city(rng, population, size), home)
-
-    favourite = _pick_favourite(rng, population.favourite_physical[customer])
-    other_shop = pick_in_range(
-        rng, population.physical_start[city], population.physical_count[city]
+    merchant = np.empty(size, np.int64)
+    online = np.flatnonzero(channel == catalogue.ECOMMERCE)
+    at_atm = np.flatnonzero(channel == catalogue.ATM_CHANNEL)
+    in_person = np.flatnonzero(
+        (channel != catalogue.ECOMMERCE) & (channel != catalogue.ATM_CHANNEL)
     )
-    physical = np.where(travelling | exploring, other_shop, favourite)
+    city = population.customer_city[customer]
+    away = np.flatnonzero(travelling)
+    city[away] = np.searchsorted(
+        population.travel_city_cum, travel_draw[away], side="right"
+    )
 
-    favourite_web = _pick_favourite(rng, population.favourite_online[customer])
-    other_web = pick_online(rng, population, size)
-    web_explore = rng.random(size) < settings.online_explore_share
-    online = np.where(web_explore, other_web, favourite_web)
+    # Shops: favourites, or another shop in the city for explorers and travellers.
+    rows = in_person
+    other = travelling[rows] | exploring[rows]
+    rank = np.searchsorted(FAVOURITE_CUM, favourite_draw[rows], side="right")
+    favourite = population.favourite_physical[customer[rows], np.minimum(rank, 9)]
+    start = population.physical_start[city[rows]]
+    count = population.physical_count[city[rows]]
+    other_shop = start + (other_shop_draw[rows] * count).astype(np.int64)
+    merchant[rows] = np.where(other, other_shop, favourite)
 
-    usual_atm = population.favourite_atms[
-        customer, rng.integers(0, population.favourite_atms.shape[1], size)
+    # Web shops: favourites, or a shop drawn by popularity.
+    rows = online
+    rank = np.searchsorted(FAVOURITE_CUM, favourite_web_draw[rows], side="right")
+    width = population.favourite_online.shape[1]
+    favourite = population.favourite_online[customer[rows], np.minimum(rank, width - 1)]
+    popular = population.online_merchants[
+        np.searchsorted(population.online_cum, other_web_draw[rows], side="right")
     ]
-    other_atm = pick_in_range(
-        rng, population.atm_start[city], population.atm_count[city]
-    )
-    atm = np.where(travelling, other_atm, usual_atm)
+    merchant[rows] = np.where(web_explore[rows], popular, favourite)
 
-    return np.select(
-        [channel == catalogue.ECOMMERCE, channel == catalogue.ATM_CHANNEL],
-        [online, atm],
-        physical,
-    )
+    # Cash machines: the usual ones, or one in the travel destination.
+    rows = at_atm
+    width = population.favourite_atms.shape[1]
+    usual = population.favourite_atms[
+        customer[rows], (atm_slot_draw[rows] * width).astype(np.int64)
+    ]
+    start = population.atm_start[city[rows]]
+    count = population.atm_count[city[rows]]
+    other_atm = start + (other_atm_draw[rows] * count).astype(np.int64)
+    merchant[rows] = np.where(travelling[rows], other_atm, usual)
+    return merchant
 
 
 def _draw_devices(
-    rng: np.random.Generator,
+    rng: Draws,
     population: Population,
     settings: PopulationConfig,
     customer: np.ndarray,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import date, timedelta
 
 import numpy as np
 
@@ -43,6 +44,7 @@ from fraudgen.config import (
 from fraudgen.entities import Population
 from fraudgen.rng import stream
 from fraudgen.seasonality import (
+    EPOCH,
     MICROS_PER_DAY,
     MICROS_PER_HOUR,
     day_factors,
@@ -88,6 +90,16 @@ class Span:
         """Length of the span in microseconds."""
         return self.end_us - self.start_us
 
+    @property
+    def first_day(self) -> date:
+        """Calendar day of the span's start (spans start at midnight UTC)."""
+        return EPOCH + timedelta(days=self.start_us // MICROS_PER_DAY)
+
+    @staticmethod
+    def of_days(first: date, last: date) -> Span:
+        """Return the span from midnight of ``first`` to the end of ``last``."""
+        return Span(day_start_us(first), day_start_us(last) + MICROS_PER_DAY)
+
 
 @dataclass(frozen=True)
 class FraudPlan:
@@ -116,7 +128,9 @@ def plan_fraud(population: Population, config: GeneratorConfig) -> FraudPlan:
         day_start_us(config.start) + config.n_days * MICROS_PER_DAY,
     )
     if config.fraud_rate == 0:
-        return FraudPlan(Block.empty(), dict.fromkeys(SCENARIOS, 0))
+        rows, incidents = plan_campaigns(population, config)
+        rows = rows.take(np.argsort(rows.timestamp_us, kind="stable"))
+        return FraudPlan(_inside(rows, span), incidents)
     incidents = count_incidents(population, config)
     rng = stream(config.seed, "fraud_plan", 0)
     direct = [name for name in SCENARIOS if name != "compromised_merchant"]
@@ -141,12 +155,81 @@ def plan_fraud(population: Population, config: GeneratorConfig) -> FraudPlan:
                 scenario_rng, population, config, cards=cards, span=span
             )
         blocks.append(block)
-    rows = Block.concat(blocks)
-    inside = (rows.timestamp_us >= span.start_us) & (rows.timestamp_us < span.end_us)
-    rows = rows.take(inside)
+    campaign_rows, campaign_incidents = plan_campaigns(population, config)
+    blocks.append(campaign_rows)
+    for name, count in campaign_incidents.items():
+        incidents[name] += count
+    rows = _inside(Block.concat(blocks), span)
     rows = rows.take(np.argsort(rows.timestamp_us, kind="stable"))
     logger.info("fraud plan: %d payments, incidents %s", len(rows), incidents)
     return FraudPlan(rows, incidents)
+
+
+def _inside(rows: Block, span: Span) -> Block:
+    """Keep the rows whose timestamp lies in ``span``."""
+    inside = (rows.timestamp_us >= span.start_us) & (rows.timestamp_us < span.end_us)
+    return rows.take(inside)
+
+
+def plan_campaigns(
+    population: Population, config: GeneratorConfig
+) -> tuple[Block, dict[str, int]]:
+    """Plan the incidents of every scheduled fraud campaign.
+
+    A campaign adds incidents of its scenario whose payments fall between its first
+    and last day (clipped to the data span). Their number is chosen so that the
+    campaign's frauds are ``fraud_rate`` of the legitimate payments expected in
+    that window, on top of the baseline fraud. Each campaign draws from its own
+    ``drift`` stream, so adding one leaves the others and the baseline unchanged.
+
+    Returns:
+        The campaigns' payments and their incidents per scenario.
+    """
+    incidents = dict.fromkeys(SCENARIOS, 0)
+    blocks = []
+    sizes = mean_incident_sizes(config)
+    factors = day_factors(config.start, config.n_days)
+    daily_legitimate = float(population.card_daily_rate.sum())
+    for index, campaign in enumerate(config.drift.campaigns):
+        first = max(campaign.start, config.start)
+        last = min(campaign.end or config.last_day, config.last_day)
+        span = Span.of_days(first, last)
+        offset = (first - config.start).days
+        calendar = float(factors[offset : offset + (last - first).days + 1].sum())
+        fraud_rows = (
+            campaign.fraud_rate
+            / (1 - campaign.fraud_rate)
+            * daily_legitimate
+            * calendar
+        )
+        rng = stream(config.seed, "drift", index)
+        expected = fraud_rows / sizes[campaign.scenario]
+        count = max(1, int(np.floor(expected)) + int(rng.random() < expected % 1.0))
+        if campaign.scenario == "compromised_merchant":
+            block = compromised_merchant(
+                rng, population, config, n_merchants=count, span=span
+            )
+        else:
+            cards = rng.integers(0, population.n_cards, count)
+            block = SCENARIO_BUILDERS[campaign.scenario](
+                rng, population, config, cards=cards, span=span
+            )
+        blocks.append(_inside(block, span))
+        incidents[campaign.scenario] += count
+    return Block.concat(blocks), incidents
+
+
+def mean_incident_sizes(config: GeneratorConfig) -> dict[str, float]:
+    """Return the expected fraudulent payments of one incident, per scenario."""
+    settings = config.scenarios
+    return {
+        "card_testing": settings.card_testing.payments.mean,
+        "stolen_card_spree": settings.stolen_card_spree.payments.mean,
+        "account_takeover": settings.account_takeover.payments.mean,
+        "compromised_merchant": settings.compromised_merchant.victims.mean
+        * settings.compromised_merchant.payments_per_victim.mean,
+        "mimicry": settings.mimicry.payments.mean,
+    }
 
 
 def count_incidents(population: Population, config: GeneratorConfig) -> dict[str, int]:
@@ -159,15 +242,7 @@ def count_incidents(population: Population, config: GeneratorConfig) -> dict[str
     calendar = float(day_factors(config.start, config.n_days).sum())
     expected_legitimate = float(population.card_daily_rate.sum()) * calendar
     fraud_rows = config.fraud_rate / (1 - config.fraud_rate) * expected_legitimate
-    settings = config.scenarios
-    mean_size = {
-        "card_testing": settings.card_testing.payments.mean,
-        "stolen_card_spree": settings.stolen_card_spree.payments.mean,
-        "account_takeover": settings.account_takeover.payments.mean,
-        "compromised_merchant": settings.compromised_merchant.victims.mean
-        * settings.compromised_merchant.payments_per_victim.mean,
-        "mimicry": settings.mimicry.payments.mean,
-    }
+    mean_size = mean_incident_sizes(config)
     rng = stream(config.seed, "fraud_plan", len(SCENARIOS) + 1)
     counts = {}
     for name, share in config.scenario_mix.shares().items():
@@ -226,7 +301,8 @@ def _calendar_days(
     rng: np.random.Generator, config: GeneratorConfig, span: Span, size: int
 ) -> np.ndarray:
     """Draw days of the span weighted by their volume factors; midnight UTC, µs."""
-    factors = day_factors(config.start, config.n_days)
+    del config  # the span carries the days
+    factors = day_factors(span.first_day, span.length_us // MICROS_PER_DAY)
     day = rng.choice(len(factors), size=size, p=factors / factors.sum())
     return span.start_us + day.astype(np.int64) * MICROS_PER_DAY
 
