@@ -117,6 +117,36 @@ def check_params(params: ParamsOption = None) -> None:
     typer.echo(f"{path}: every section and key is valid")
 
 
+@app.command()
+def ingest(
+    source: Annotated[
+        Path, typer.Option(help="External transaction table: CSV or parquet.")
+    ],
+    mapping: Annotated[
+        Path, typer.Option(help="YAML mapping of its columns to the canonical schema.")
+    ],
+    out: Annotated[
+        Path, typer.Option(help="Output folder for the daily parquet partitions.")
+    ],
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace the output folder if it is not empty.")
+    ] = False,
+) -> None:
+    """Map an external table into daily parquet partitions and print the manifest.
+
+    Exits with code 2 and a one-line message on an invalid table or mapping, leaving
+    the output folder as it was.
+    """
+    from cardfraud.ingest import IngestError, ingest_table
+
+    try:
+        manifest = ingest_table(source, mapping, out, overwrite=overwrite)
+    except IngestError as error:
+        raise _fail(str(error)) from None
+    summary = {key: value for key, value in manifest.items() if key != "schema"}
+    typer.echo(json.dumps(summary, indent=2, sort_keys=True))
+
+
 @app.command("example-request")
 def example_request(
     workspace: WorkspaceOption = ".",

@@ -12,13 +12,49 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 
 class StageParams(BaseModel):
     """Base of every stage's parameters: strict types, unknown keys rejected."""
 
     model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+
+class DataParams(StageParams):
+    """Source of the raw transactions: the generator, or an external table.
+
+    Relative paths start at the project root.
+    """
+
+    source: str | None = Field(
+        default=None,
+        min_length=1,
+        description="CSV or parquet table to ingest; None runs the generator.",
+    )
+    mapping: str | None = Field(
+        default=None,
+        min_length=1,
+        validate_default=True,
+        description="YAML mapping of the source's columns to the canonical schema.",
+    )
+
+    @field_validator("mapping")
+    @classmethod
+    def _require_mapping(cls, mapping: str | None, info: ValidationInfo) -> str | None:
+        if mapping is None and info.data.get("source") is not None:
+            raise ValueError(
+                "required when data.source is set; give the path of a YAML column "
+                "mapping, such as configs/ingest/example.yaml"
+            )
+        return mapping
 
 
 class GenerateParams(StageParams):
@@ -109,6 +145,7 @@ class RegisterParams(StageParams):
 class PipelineParams(StageParams):
     """Every section of params.yaml."""
 
+    data: DataParams
     generate: GenerateParams
     validate_raw: ValidateRawParams
     features: FeaturesParams

@@ -16,15 +16,19 @@ logger = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Stage:
-    """One pipeline stage: its module under ``cardfraud.stages`` and params section."""
+    """One pipeline stage: its module under ``cardfraud.stages`` and params sections.
+
+    ``extra_sections`` are passed to the module's ``run`` as keyword arguments.
+    """
 
     name: str
     notebook: str
     section: str | None
+    extra_sections: tuple[str, ...] = ()
 
 
 STAGES: tuple[Stage, ...] = (
-    Stage("generate", "01_generate", "generate"),
+    Stage("generate", "01_generate", "generate", extra_sections=("data",)),
     Stage("validate_raw", "02_validate_raw", "validate_raw"),
     Stage("build_features", "03_build_features", "features"),
     Stage("validate_features", "04_validate_features", "validate_features"),
@@ -56,8 +60,9 @@ def run_stage(name: str, ws: Workspace, params: PipelineParams) -> dict[str, Any
     stage = get_stage(name)
     module = importlib.import_module(f"cardfraud.stages.{stage.name}")
     section = getattr(params, stage.section) if stage.section else None
+    extras = {name: getattr(params, name) for name in stage.extra_sections}
     logger.info("stage %s: starting in %s", stage.name, ws.root)
-    summary = module.run(ws, section)
+    summary = module.run(ws, section, **extras)
     logger.info("stage %s: done", stage.name)
     return summary
 

@@ -1,4 +1,9 @@
-"""Generate stage: synthetic transactions from fraudgen into the raw data folder."""
+"""Generate stage: raw transactions from fraudgen, or from an external table.
+
+With ``data.source`` unset the stage runs the generator. With it set, the stage ingests
+that table through the mapping in ``data.mapping`` instead. Either way it writes the
+same layout: daily parquet partitions plus ``manifest.json`` in ``ws.raw_dir``.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,9 @@ from typing import Any
 import polars as pl
 
 import fraudgen
-from cardfraud.params import GenerateParams
-from cardfraud.paths import Workspace
+from cardfraud.ingest import ingest_table
+from cardfraud.params import DataParams, GenerateParams
+from cardfraud.paths import Workspace, project_root
 from cardfraud.schema import validate_frame
 
 logger = logging.getLogger(__name__)
@@ -71,12 +77,31 @@ def summarise(manifest: fraudgen.Manifest, manifest_path: Path) -> dict[str, Any
     }
 
 
-def run(ws: Workspace, params: GenerateParams) -> dict[str, Any]:
-    """Generate the raw transactions into ``ws.raw_dir``, replacing earlier output.
+def run(
+    ws: Workspace, params: GenerateParams, *, data: DataParams | None = None
+) -> dict[str, Any]:
+    """Write the raw transactions into ``ws.raw_dir``, replacing earlier output.
+
+    Args:
+        ws: Workspace to write to.
+        params: Generator parameters; unused when ``data.source`` is set.
+        data: Source of the data. With ``data.source`` set, that table is ingested
+            through ``data.mapping`` instead of generating.
 
     Returns:
-        A JSON-serialisable summary (see ``summarise``).
+        A JSON-serialisable summary (see ``summarise`` and ``summarise_ingest``).
+
+    Raises:
+        cardfraud.ingest.IngestError: The external table or its mapping is invalid;
+            ``ws.raw_dir`` is then left as it was.
     """
+    if data is not None and data.source is not None:
+        return run_ingest(ws, data)
+    return run_generator(ws, params)
+
+
+def run_generator(ws: Workspace, params: GenerateParams) -> dict[str, Any]:
+    """Generate the synthetic transactions of ``params`` into ``ws.raw_dir``."""
     config = build_config(params)
     logger.info(
         "generating about %d transactions over %d days from %s (seed %d)",
@@ -89,3 +114,45 @@ def run(ws: Workspace, params: GenerateParams) -> dict[str, Any]:
     checked = check_partition(ws.raw_dir, manifest)
     logger.info("partition %s matches the canonical schema", checked)
     return summarise(manifest, ws.raw_dir / "manifest.json")
+
+
+def resolve_project_path(path: str) -> Path:
+    """Return ``path`` as is when absolute, else relative to the project root."""
+    candidate = Path(path)
+    return candidate if candidate.is_absolute() else project_root() / candidate
+
+
+def run_ingest(ws: Workspace, data: DataParams) -> dict[str, Any]:
+    """Ingest the external table of ``data.source`` into ``ws.raw_dir``."""
+    if data.source is None or data.mapping is None:
+        raise ValueError("data.source and data.mapping must both be set to ingest")
+    source = resolve_project_path(data.source)
+    mapping = resolve_project_path(data.mapping)
+    logger.info("ingesting %s with mapping %s", source, mapping)
+    manifest = ingest_table(
+        source,
+        mapping,
+        ws.raw_dir,
+        overwrite=True,
+        source_label=data.source,
+        mapping_label=data.mapping,
+    )
+    return summarise_ingest(manifest, ws.raw_dir / "manifest.json")
+
+
+def summarise_ingest(manifest: dict[str, Any], manifest_path: Path) -> dict[str, Any]:
+    """Return the stage summary of an ingested table: sizes, source and hashes."""
+    rows, frauds = manifest["rows"], manifest["frauds"]
+    return {
+        "rows": rows,
+        "frauds": frauds,
+        "prevalence": round(frauds / rows, 6),
+        "scenarios": manifest["scenarios"],
+        "days": manifest["days"],
+        "start": manifest["start"],
+        "end": manifest["end"],
+        "source_path": manifest["source_path"],
+        "source_sha256": manifest["source_sha256"],
+        "mapping_hash": manifest["mapping_hash"],
+        "manifest_sha256": hashlib.sha256(manifest_path.read_bytes()).hexdigest(),
+    }
