@@ -11,8 +11,10 @@ from typer.testing import CliRunner
 
 import fraudgen
 from fraudgen.audit import (
+    LEAK_THRESHOLD,
     _assign_folds,
     _out_of_fold_rate,
+    auc_lower_bound,
     audit_frame,
     audit_path,
     read_data_set,
@@ -260,3 +262,52 @@ def test_cli_audit_missing_folder_exits_2(tmp_path):
     assert result.exit_code == 2
     assert len(result.stderr.strip().splitlines()) == 1
     assert "no dt=*/part-0.parquet files found" in result.stderr
+
+
+def test_lower_bound_shrinks_with_more_groups():
+    few = auc_lower_bound(0.7, positives=8, negatives=5_000)
+    many = auc_lower_bound(0.7, positives=800, negatives=5_000)
+    assert 0.5 <= few < many < 0.7
+    assert auc_lower_bound(0.5, positives=1_000, negatives=1_000) == 0.5
+    assert auc_lower_bound(0.9, positives=0, negatives=10) == 0.5
+
+
+FEW_FRAUD_CARDS = (5, 20, 45, 70, 90, 110, 150, 230)
+
+
+def few_fraud_cards_frame() -> pl.DataFrame:
+    """Return 300 cards with 10 rows each; 8 cards, mostly low ids, are fraudulent."""
+    cards = [f"C{index:09d}" for index in range(300)]
+    fraud = [index in FEW_FRAUD_CARDS for index in range(300)]
+    return pl.DataFrame({"card_id": cards * 10, "is_fraud": fraud * 10})
+
+
+def test_few_fraud_cards_give_check_not_leak():
+    report = audit_frame(few_fraud_cards_frame())
+    entry = report.columns[0]
+    assert report.fraud_groups == 8
+    assert entry.column == "card_id"
+    assert entry.auc == pytest.approx(0.71, abs=0.01)
+    assert entry.auc_lower <= LEAK_THRESHOLD
+    assert entry.check
+    assert not entry.leak
+    assert report.checks == [entry]
+    assert "audit a larger data set" in report.format_table()
+
+
+def test_perfect_separation_on_few_cards_is_leak():
+    cards = [f"C{index:09d}" for index in range(300)]
+    frame = pl.DataFrame(
+        {"card_id": cards * 10, "is_fraud": [index < 3 for index in range(300)] * 10}
+    )
+    entry = audit_frame(frame).columns[0]
+    assert entry.auc == 1.0
+    assert entry.leak
+
+
+def test_group_none_counts_rows():
+    report = audit_frame(few_fraud_cards_frame(), group=None)
+    assert report.group is None
+    # 80 fraudulent rows as samples narrow the bound enough to flag the same AUC.
+    assert report.columns[0].auc_lower > LEAK_THRESHOLD
+    assert report.columns[0].leak

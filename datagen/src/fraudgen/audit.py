@@ -12,10 +12,16 @@ perfect separation in either direction. Scores per column kind:
   K-fold split. A value seen in only one fold gets the overall rate, so a
   high-cardinality column cannot score by memorising its rows.
 
-An id-like column (ids and timestamps) should carry no signal on its own, so one
-whose AUC is above the threshold (0.55 by default) is flagged as a leak. The
-target and the label columns (``label_available_at`` and ``fraud_scenario``,
-which only fraudulent rows fill) are excluded from the scan.
+An id-like column (ids and timestamps) should carry no signal on its own. Fraud
+comes in incidents on one card, so the AUC of an id varies far more between data
+sets than its row count suggests. Each AUC therefore gets a one-sided 95% lower
+bound from the Hanley-McNeil standard error, computed with the number of distinct
+cards (``group``) among the fraudulent and the legitimate rows in place of the row
+counts. An id-like column whose lower bound is above the threshold (0.55 by
+default) is flagged as a leak. One whose AUC is above the threshold but whose
+lower bound is not is marked for a check: the data set has too few fraudulent
+cards to tell. The target and the label columns (``label_available_at`` and
+``fraud_scenario``, which only fraudulent rows fill) are excluded from the scan.
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ logger = logging.getLogger(__name__)
 TARGET = "is_fraud"
 LABEL_COLUMNS = ("label_available_at", "fraud_scenario")
 LEAK_THRESHOLD = 0.55
+# Rows of one card are one sample: fraud comes in incidents on one card.
+DEFAULT_GROUP = "card_id"
+# One-sided 95% normal quantile of the AUC's lower bound.
+LOWER_BOUND_Z = 1.645
 DEFAULT_FOLDS = 5
 PARTITION_GLOB = "dt=*/part-0.parquet"
 # Integer suffixes of up to 18 digits fit in int64.
@@ -54,8 +64,12 @@ class ColumnAudit:
         fraud_side: ``high`` when fraud has the higher scores, ``low`` otherwise.
         rows_scored: Rows with a non-null score; null values are left out of the
             AUC of ids, timestamps and numeric columns.
+        auc_lower: One-sided 95% lower bound of ``auc`` with groups as samples.
         id_like: True for ids and timestamps, the columns that can be flagged.
-        leak: True when the column is id-like and ``auc`` exceeds the threshold.
+        leak: True when the column is id-like and ``auc_lower`` exceeds the
+            threshold.
+        check: True when the column is id-like and ``auc`` exceeds the threshold
+            but ``auc_lower`` does not.
     """
 
     column: str
@@ -65,8 +79,10 @@ class ColumnAudit:
     auc: float
     fraud_side: str
     rows_scored: int
+    auc_lower: float
     id_like: bool
     leak: bool
+    check: bool = False
 
 
 @dataclass(frozen=True)
@@ -81,6 +97,9 @@ class AuditReport:
         seed: Seed of the fold assignment.
         columns: One entry per scanned column.
         excluded: Column name to the reason it was not scanned.
+        group: Column whose distinct values count as samples in the lower bounds,
+            or None when rows count.
+        fraud_groups: Distinct ``group`` values among the fraudulent rows.
     """
 
     rows: int
@@ -90,16 +109,24 @@ class AuditReport:
     seed: int
     columns: list[ColumnAudit] = field(default_factory=list)
     excluded: dict[str, str] = field(default_factory=dict)
+    group: str | None = None
+    fraud_groups: int = 0
 
     @property
     def leaks(self) -> list[ColumnAudit]:
         """Columns flagged as leaks, highest AUC first."""
         return [entry for entry in self.columns if entry.leak]
 
+    @property
+    def checks(self) -> list[ColumnAudit]:
+        """Id-like columns above the threshold within sampling error of it."""
+        return [entry for entry in self.columns if entry.check]
+
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-compatible values."""
         values = asdict(self)
         values["leaks"] = [entry.column for entry in self.leaks]
+        values["checks"] = [entry.column for entry in self.checks]
         return values
 
     def to_json(self) -> str:
@@ -109,18 +136,24 @@ class AuditReport:
     def format_table(self) -> str:
         """Return the report as a text table, one column per line."""
         share = self.frauds / self.rows if self.rows else 0.0
+        samples = (
+            f"{self.fraud_groups} distinct {self.group} among them"
+            if self.group
+            else "rows as samples"
+        )
         lines = [
-            f"{self.rows} rows, {self.frauds} fraudulent ({share:.2%}); id-like "
-            f"columns with AUC above {self.threshold} are flagged as leaks",
+            f"{self.rows} rows, {self.frauds} fraudulent ({share:.2%}, {samples}); "
+            f"id-like columns whose 95% lower bound of AUC is above "
+            f"{self.threshold} are flagged as leaks",
             f"{'column':<20} {'kind':<12} {'scored by':<22} {'AUC':>6} "
-            f"{'fraud':>5} {'rows':>9}  flag",
+            f"{'lower':>6} {'fraud':>5} {'rows':>9}  flag",
         ]
         for entry in self.columns:
-            flag = "LEAK" if entry.leak else ""
+            flag = "LEAK" if entry.leak else "check" if entry.check else ""
             lines.append(
                 f"{entry.column:<20} {entry.kind:<12} {entry.scored_by:<22} "
-                f"{entry.auc:>6.3f} {entry.fraud_side:>5} {entry.rows_scored:>9}  "
-                f"{flag}".rstrip()
+                f"{entry.auc:>6.3f} {entry.auc_lower:>6.3f} {entry.fraud_side:>5} "
+                f"{entry.rows_scored:>9}  {flag}".rstrip()
             )
         excluded = ", ".join(
             f"{name} ({reason})" for name, reason in self.excluded.items()
@@ -128,6 +161,13 @@ class AuditReport:
         lines.append(f"not scanned: {excluded or 'none'}")
         leaks = ", ".join(entry.column for entry in self.leaks)
         lines.append(f"leaks: {leaks}" if leaks else "no leak found")
+        if self.checks:
+            names = ", ".join(entry.column for entry in self.checks)
+            lines.append(
+                f"check: {names} above {self.threshold} but within sampling error; "
+                f"{self.fraud_groups} fraudulent {self.group or 'rows'} are too few "
+                "to tell, so audit a larger data set"
+            )
         return "\n".join(lines)
 
 
@@ -216,6 +256,7 @@ def audit_frame(
     threshold: float = LEAK_THRESHOLD,
     folds: int = DEFAULT_FOLDS,
     seed: int = 0,
+    group: str | None = DEFAULT_GROUP,
 ) -> AuditReport:
     """Score how well each column of ``frame`` alone separates fraud.
 
@@ -226,12 +267,17 @@ def audit_frame(
         threshold: AUC above which an id-like column is flagged as a leak.
         folds: Number of folds of the out-of-fold target rate, at least 2.
         seed: Seed of the fold assignment.
+        group: Column whose distinct values count as samples in the AUC's lower
+            bound (rows count where it is None or not in ``frame``).
 
     Raises:
         ValueError: ``target`` is missing, not boolean or has nulls, holds only
             one class, or ``folds`` is out of range.
     """
     labels_array = _target_array(frame, target)
+    if group is not None and group not in frame.columns:
+        group = None
+    groups = _group_codes(frame, group)
     _check_options(frame.height, threshold=threshold, folds=folds)
     fold = _assign_folds(frame.height, folds=folds, seed=seed)
     excluded = {target: "target"}
@@ -240,7 +286,9 @@ def audit_frame(
     for name in frame.columns:
         if name in excluded:
             continue
-        entry = _audit_column(frame[name], labels_array, fold, threshold=threshold)
+        entry = _audit_column(
+            frame[name], labels_array, fold, groups=groups, threshold=threshold
+        )
         if entry is None:
             excluded[name] = f"unsupported dtype {frame[name].dtype}"
             continue
@@ -254,6 +302,8 @@ def audit_frame(
         seed=seed,
         columns=columns,
         excluded=excluded,
+        group=group,
+        fraud_groups=int(np.unique(groups[labels_array]).size),
     )
     logger.info(
         "audited %d columns of %d rows: %d leaks",
@@ -313,8 +363,40 @@ def _assign_folds(rows: int, *, folds: int, seed: int) -> np.ndarray:
     return rng.permutation(rows) % folds
 
 
+def _group_codes(frame: pl.DataFrame, group: str | None) -> np.ndarray:
+    """Return an integer code per row for ``group``, or the row number."""
+    if group is None:
+        return np.arange(frame.height)
+    return frame[group].rank("dense").fill_null(0).to_numpy().astype(np.int64)
+
+
+def auc_lower_bound(auc: float, positives: int, negatives: int) -> float:
+    """Return the one-sided 95% lower bound of ``auc`` by Hanley and McNeil (1982).
+
+    Args:
+        auc: ``max(AUC, 1 - AUC)``, in [0.5, 1].
+        positives: Independent fraudulent samples (distinct cards).
+        negatives: Independent legitimate samples.
+    """
+    if positives < 1 or negatives < 1:
+        return 0.5
+    q1 = auc / (2.0 - auc)
+    q2 = 2.0 * auc * auc / (1.0 + auc)
+    variance = (
+        auc * (1.0 - auc)
+        + (positives - 1) * (q1 - auc * auc)
+        + (negatives - 1) * (q2 - auc * auc)
+    ) / (positives * negatives)
+    return max(0.5, auc - LOWER_BOUND_Z * float(np.sqrt(max(variance, 0.0))))
+
+
 def _audit_column(
-    column: pl.Series, labels: np.ndarray, fold: np.ndarray, *, threshold: float
+    column: pl.Series,
+    labels: np.ndarray,
+    fold: np.ndarray,
+    *,
+    groups: np.ndarray,
+    threshold: float,
 ) -> ColumnAudit | None:
     scored = _score_column(column, labels, fold)
     if scored is None:
@@ -328,6 +410,12 @@ def _audit_column(
         auc = roc_auc(scores, kept_labels)
     id_like = kind in ("id", "timestamp")
     separation = max(auc, 1.0 - auc)
+    kept_groups = groups[mask]
+    lower = auc_lower_bound(
+        separation,
+        positives=int(np.unique(kept_groups[kept_labels]).size),
+        negatives=int(np.unique(kept_groups[~kept_labels]).size),
+    )
     return ColumnAudit(
         column=column.name,
         dtype=str(column.dtype),
@@ -336,8 +424,10 @@ def _audit_column(
         auc=separation,
         fraud_side="high" if auc >= 0.5 else "low",
         rows_scored=int(mask.sum()),
+        auc_lower=lower,
         id_like=id_like,
-        leak=id_like and separation > threshold,
+        leak=id_like and lower > threshold,
+        check=id_like and separation > threshold and lower <= threshold,
     )
 
 
