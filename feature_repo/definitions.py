@@ -1,7 +1,8 @@
 """Feast objects of the pipeline's feature table, discovered by ``feast apply`` here.
 
-The table is ``<project root>/data/features/features.parquet`` and the feature columns
-follow the ``features`` section of ``<project root>/params.yaml``.
+The table is ``<project root>/data/features/features.parquet``, the state snapshots
+lie beside it, and the feature columns follow the ``features`` section of
+``<project root>/params.yaml``.
 """
 
 from pathlib import Path
@@ -22,7 +23,11 @@ _definitions = build_definitions(
 
 card = _definitions.card
 merchant = _definitions.merchant
+transaction = _definitions.transaction
 feature_table = _definitions.source
-card_features = _definitions.card_view
-merchant_features = _definitions.merchant_view
+card_state_snapshot = _definitions.card_state_source
+merchant_state_snapshot = _definitions.merchant_state_source
+transaction_features = _definitions.transaction_view
+card_state = _definitions.card_state
+merchant_state = _definitions.merchant_state
 fraud_model = _definitions.service

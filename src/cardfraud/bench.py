@@ -7,15 +7,19 @@ stage) is not included.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import platform
 import resource
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
-from cardfraud.params import load_params
+import polars as pl
+
+from cardfraud.params import FeaturesParams, load_params
 from cardfraud.paths import Workspace
 from cardfraud.pipeline import STAGES, run_stage
 
@@ -71,56 +75,254 @@ def machine_description() -> str:
     )
 
 
-def time_generator(rows: int, *, seed: int, out_dir: Path) -> dict[str, float | int]:
-    """Run ``fraudgen generate`` for ``rows`` transactions in a child process.
+def generator_table(
+    sizes: list[int], *, seed: int, reference_sizes: list[int] | None = None
+) -> str:
+    """Time fraudgen at each size, and its per-row reference, as a markdown table.
 
-    A child process per size gives each run its own peak resident memory.
+    Each run is a fresh process (``fraudgen.benchmark``), so every row's time and
+    peak memory include interpreter start-up and imports.
+
+    Args:
+        sizes: Target rows of the vectorised generator runs.
+        seed: Generator seed.
+        reference_sizes: Target rows of the per-row reference runs; None runs it
+            at the smallest of ``sizes``.
+    """
+    from fraudgen import benchmark
+
+    if reference_sizes is None:
+        reference_sizes = [min(sizes)]
+    results = benchmark.run_benchmark(sizes, reference_sizes=reference_sizes, seed=seed)
+    for result in results:
+        logger.info("fraudgen %s: %s", result.implementation, result)
+    return benchmark.markdown_table(results)
+
+
+def generate_transactions(rows: int, *, seed: int, out_dir: Path) -> Path:
+    """Write ``rows`` synthetic transactions with ``fraudgen`` in a child process.
 
     Returns:
-        rows (realised), seconds, transactions per second and peak RSS in MiB.
+        The folder of daily partitions.
     """
-    import json
     import subprocess
     import sys
 
     command = [sys.executable, "-m", "fraudgen", "generate", "--out", str(out_dir)]
     command += ["--rows", str(rows), "--seed", str(seed), "--quiet"]
-    probe = (
-        "import resource, subprocess, sys, time\n"
-        "started = time.perf_counter()\n"
-        "subprocess.run(sys.argv[1:], check=True, stdout=subprocess.DEVNULL)\n"
-        "seconds = time.perf_counter() - started\n"
-        "peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024\n"
-        "print(seconds, peak)\n"
-    )
-    output = subprocess.run(
-        [sys.executable, "-c", probe, *command],
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout.split()
-    seconds, peak = float(output[0]), float(output[1])
-    manifest = json.loads((out_dir / "manifest.json").read_text(encoding="utf-8"))
-    return {
-        "rows": manifest["rows"],
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
+    return out_dir
+
+
+def time_feature_build(
+    raw_dir: Path, params: FeaturesParams
+) -> tuple[dict[str, float | int], pl.DataFrame]:
+    """Time ``build_feature_table`` on the transactions under ``raw_dir``.
+
+    Returns:
+        rows, features, seconds (reading excluded) and peak RSS in MiB so far; and
+        the feature table.
+    """
+    from cardfraud.data import read_transactions
+    from cardfraud.features import build_feature_table, feature_columns
+
+    transactions = read_transactions(raw_dir)
+    started = time.perf_counter()
+    table = build_feature_table(transactions, params)
+    seconds = time.perf_counter() - started
+    logger.info("feature build: %d rows in %.1f s", table.height, seconds)
+    summary = {
+        "rows": table.height,
+        "features": len(feature_columns(params)),
         "seconds": round(seconds, 1),
-        "rows_per_second": round(manifest["rows"] / seconds),
-        "peak_rss_mib": round(peak),
+        "peak_rss_mib": round(peak_rss_mib()),
+    }
+    return summary, table
+
+
+def percentile_ms(seconds: list[float], q: float) -> float:
+    """Return the ``q``-th percentile (0-100) of durations in seconds, in ms."""
+    import numpy as np
+
+    return round(float(np.percentile(np.asarray(seconds) * 1000, q)), 3)
+
+
+def time_online_path(
+    transactions: pl.DataFrame,
+    table: pl.DataFrame,
+    params: FeaturesParams,
+    *,
+    workspace: Workspace,
+    replay: int,
+    store_yaml: Path | None = None,
+) -> dict[str, float | int]:
+    """Time the online read plus update of single transactions through Feast.
+
+    ``table`` is the feature table of ``transactions``, the source of the Feast
+    definitions. The state is bootstrapped as of the ``replay``-th last transaction.
+    The rest stream through ``OnlineFeatures.process`` in order, and their label
+    events are applied between them without being timed.
+
+    Returns:
+        transactions timed, p50, p99 and max in ms, cards and merchants loaded.
+    """
+    from cardfraud.feature_store import (
+        FEATURES_FILE,
+        apply_and_load_state,
+        open_store,
+    )
+    from cardfraud.features import feature_columns
+    from cardfraud.online import OnlineFeatures, replay_events
+
+    ordered = transactions.sort("timestamp", "transaction_id")
+    start = ordered["timestamp"][ordered.height - replay]
+    workspace.features_dir.mkdir(parents=True, exist_ok=True)
+    table.write_parquet(workspace.features_dir / FEATURES_FILE)
+    summary = apply_and_load_state(
+        workspace,
+        ordered,
+        params,
+        feature_columns(params),
+        cutoff=start,
+        store_yaml=store_yaml,
+    )
+    online = OnlineFeatures(open_store(workspace, store_yaml=store_yaml), params)
+    durations = []
+    for kind, event in replay_events(ordered, params, start=start):
+        if kind == "label":
+            online.apply_label(**event)
+            continue
+        started = time.perf_counter()
+        online.process(event)
+        durations.append(time.perf_counter() - started)
+    return {
+        "transactions": len(durations),
+        "p50_ms": percentile_ms(durations, 50),
+        "p99_ms": percentile_ms(durations, 99),
+        "max_ms": round(max(durations) * 1000, 3),
+        "cards": summary["cards"],
+        "merchants": summary["merchants"],
     }
 
 
-def generator_table(sizes: list[int], *, seed: int) -> str:
-    """Time the generator at each size and format a markdown table."""
-    lines = [
-        "| target rows | realised rows | seconds | rows per second | peak RSS (MiB) |",
-        "|---:|---:|---:|---:|---:|",
-    ]
-    with tempfile.TemporaryDirectory(prefix="cardfraud-bench-gen-") as folder:
-        for size in sizes:
-            result = time_generator(size, seed=seed, out_dir=Path(folder) / str(size))
-            logger.info("fraudgen %d rows: %s", size, result)
-            lines.append(
-                f"| {size:,} | {result['rows']:,} | {result['seconds']} "
-                f"| {result['rows_per_second']:,} | {result['peak_rss_mib']} |"
-            )
+@contextlib.contextmanager
+def redis_server(folder: Path) -> Iterator[str | None]:
+    """Run a redis-server on 127.0.0.1 on a free port, without persistence.
+
+    Yields:
+        ``host:port``, or None when the ``redis-server`` binary is not installed.
+    """
+    import shutil
+    import socket
+    import subprocess
+
+    binary = shutil.which("redis-server")
+    if binary is None:
+        yield None
+        return
+    import redis
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
+    command += ["--appendonly", "no", "--dir", str(folder)]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    client = redis.Redis(host="127.0.0.1", port=port)
+    try:
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                client.ping()
+                break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError(
+                        f"redis-server on 127.0.0.1:{port} did not start"
+                    ) from None
+                time.sleep(0.05)
+        logger.info("redis-server %d listening on 127.0.0.1:%d", process.pid, port)
+        yield f"127.0.0.1:{port}"
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=10)
+        logger.info("redis-server %d stopped", process.pid)
+
+
+def write_redis_store_yaml(repo: Path, connection: str) -> Path:
+    """Write the project's Redis ``feature_store.yaml`` for ``connection`` to repo."""
+    from cardfraud.paths import project_root
+
+    template = project_root() / "feature_repo" / "feature_store.redis.yaml"
+    text = template.read_text(encoding="utf-8")
+    repo.mkdir(parents=True, exist_ok=True)
+    path = repo / "feature_store.yaml"
+    path.write_text(text.replace("${REDIS_CONNECTION}", connection), encoding="utf-8")
+    return path
+
+
+def features_and_online_table(
+    params_path: Path, *, rows: int, replay: int = 2_000
+) -> str:
+    """Time the feature build and the online path, and format a markdown report.
+
+    Generates ``rows`` transactions with the generate section's seed, builds the
+    feature table, then replays the last ``replay`` transactions through the
+    online path on SQLite and on Redis (skipped without ``redis-server``).
+    """
+    from cardfraud.data import read_transactions
+
+    params = load_params(params_path)
+    features = params.features
+    with tempfile.TemporaryDirectory(prefix="cardfraud-bench-online-") as folder:
+        root = Path(folder)
+        raw_dir = generate_transactions(
+            rows, seed=params.generate.seed, out_dir=root / "raw"
+        )
+        build, table = time_feature_build(raw_dir, features)
+        transactions = read_transactions(raw_dir)
+        lines = [
+            "| step | rows | seconds | peak RSS (MiB) |",
+            "|---|---:|---:|---:|",
+            f"| build_feature_table, {build['features']} features | {build['rows']:,} "
+            f"| {build['seconds']} | {build['peak_rss_mib']} |",
+            "",
+            "| online store | transactions | p50 ms | p99 ms | max ms | cards "
+            "| merchants |",
+            "|---|---:|---:|---:|---:|---:|---:|",
+        ]
+        sqlite = time_online_path(
+            transactions,
+            table,
+            features,
+            workspace=Workspace(root / "sqlite"),
+            replay=replay,
+        )
+        lines.append(_online_row("SQLite (WAL)", sqlite))
+        with redis_server(root) as connection:
+            if connection is None:
+                lines.append("| Redis | skipped: redis-server is not installed |")
+            else:
+                workspace = Workspace(root / "redis")
+                store_yaml = write_redis_store_yaml(workspace.feature_repo, connection)
+                result = time_online_path(
+                    transactions,
+                    table,
+                    features,
+                    workspace=workspace,
+                    replay=replay,
+                    store_yaml=store_yaml,
+                )
+                lines.append(_online_row("Redis (loopback)", result))
     return "\n".join(lines)
+
+
+def _online_row(name: str, result: dict[str, float | int]) -> str:
+    return (
+        f"| {name} | {result['transactions']:,} | {result['p50_ms']} "
+        f"| {result['p99_ms']} | {result['max_ms']} | {result['cards']:,} "
+        f"| {result['merchants']:,} |"
+    )

@@ -264,10 +264,13 @@ def site_check(
 def bench(params: ParamsOption = None) -> None:
     """Time every pipeline stage in process at the size params.yaml sets.
 
-    The stages run on a temporary workspace, so the pipeline's own outputs and MLflow
-    store stay untouched. Prints markdown tables for docs/benchmarks.md.
+    Also times the feature build of 1,000,000 transactions and the online read plus
+    update of single transactions on SQLite and Redis. Everything runs on temporary
+    workspaces, so the pipeline's own outputs and MLflow store stay untouched.
+    Prints markdown tables for docs/benchmarks.md.
     """
     from cardfraud.bench import (
+        features_and_online_table,
         generator_table,
         machine_description,
         markdown_table,
@@ -282,6 +285,8 @@ def bench(params: ParamsOption = None) -> None:
     typer.echo("## Generator, one process per size\n")
     seed = load_params(params_path).generate.seed
     typer.echo(generator_table([1_000_000, 10_000_000], seed=seed))
+    typer.echo("\n## Feature build and online path, in process\n")
+    typer.echo(features_and_online_table(params_path, rows=1_000_000))
     typer.echo("\n## Pipeline stages, in process\n")
     typer.echo(markdown_table(time_stages(params_path)))
 

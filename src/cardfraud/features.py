@@ -3,12 +3,14 @@
 A transaction's features use only transactions ordered strictly before it. The order
 is ``(timestamp, transaction_id)``: of two transactions with the same timestamp, the
 one with the smaller id comes first and counts as history of the other, never the
-reverse. A window of ``w`` hours at time ``t`` contains the earlier-ordered
-transactions with a timestamp in ``(t - w, t]``. Fraud labels count only once they
-were available strictly before ``t``.
+reverse. Both paths keep this rule: the offline table sorts by it, and the online path
+(``cardfraud.online``) processes transactions in this order. A window of ``w`` hours at
+time ``t`` contains the earlier-ordered transactions with a timestamp in
+``(t - w, t]``. Fraud labels count only once they were available strictly before ``t``.
 
 Every feature is numeric (Int64 or Float64) and never null: where no history exists, a
 documented default is used. Money stays in integer minor units where it is summed.
+Windows and the label delay come from ``FeaturesParams``.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from __future__ import annotations
 import logging
 import math
 from datetime import UTC, datetime, timedelta
-from typing import Any, NamedTuple
+from typing import Any
 
 import polars as pl
 
@@ -26,6 +28,8 @@ from cardfraud.schema import CHANNELS
 logger = logging.getLogger(__name__)
 
 KEY_COLUMNS: tuple[str, ...] = ("transaction_id", "card_id", "merchant_id", "timestamp")
+ORDER_COLUMNS: tuple[str, ...] = ("timestamp", "transaction_id")
+"""Global order of transactions; ties on timestamp are broken by transaction id."""
 LABEL_COLUMN = "is_fraud"
 LABEL_OUTPUT_COLUMNS: tuple[str, ...] = (
     "is_fraud",
@@ -43,33 +47,29 @@ MIN_STD_MINOR = 1.0
 """Floor of the card's amount standard deviation in the z-score, in minor units."""
 EARTH_RADIUS_KM = 6371.0088
 
-DISTINCT_MERCHANTS_WINDOW_HOURS = 24
-MERCHANT_COUNT_WINDOWS_HOURS: tuple[int, ...] = (24, 168)
-MERCHANT_FRAUD_WINDOW_HOURS = 720
-
+DISTINCT_ATTRIBUTES: dict[str, str] = {
+    "merchants": "merchant_id",
+    "countries": "merchant_country",
+    "devices": "device_id",
+}
+"""Name part of each distinct-count feature and the transaction column it counts."""
+FIRST_TIME_ATTRIBUTES: dict[str, str] = {
+    "first_time_merchant": "merchant_id",
+    "first_time_device": "device_id",
+    "first_time_country": "merchant_country",
+}
+"""Flag of a card's first use of a value and the transaction column it checks."""
 CARD_HISTORY_COLUMNS: tuple[str, ...] = (
     "card_prior_count",
     "card_amount_mean_prior",
     "card_amount_std_prior",
-    "card_distinct_merchants_24h",
-)
-CARD_STATE_COLUMN = "card_last_seen_epoch_s"
-"""Epoch seconds of the card's latest transaction up to and including the row.
-
-It describes the state after the row, so it is an online input and never a model
-feature.
-"""
-MERCHANT_COLUMNS: tuple[str, ...] = (
-    "merchant_count_24h",
-    "merchant_count_168h",
-    "merchant_fraud_rate_30d",
 )
 REQUEST_DERIVED_COLUMNS: tuple[str, ...] = (
     "amount_ratio_card_mean",
     "amount_zscore_card",
     "seconds_since_prev_card",
 )
-PAIR_COLUMNS: tuple[str, ...] = ("first_time_merchant", "first_time_device")
+PAIR_COLUMNS: tuple[str, ...] = tuple(FIRST_TIME_ATTRIBUTES)
 OWN_COLUMNS: tuple[str, ...] = (
     "distance_from_home_km",
     "log_amount",
@@ -80,14 +80,16 @@ OWN_COLUMNS: tuple[str, ...] = (
     "cross_border",
     "mcc_code",
 )
-INT_FEATURES: frozenset[str] = frozenset(
+_INT_PREFIXES: tuple[str, ...] = (
+    "card_count_",
+    "card_amount_sum_",
+    "card_distinct_",
+    "merchant_count_",
+    "first_time_",
+)
+_INT_NAMES: frozenset[str] = frozenset(
     {
         "card_prior_count",
-        "card_distinct_merchants_24h",
-        "merchant_count_24h",
-        "merchant_count_168h",
-        "first_time_merchant",
-        "first_time_device",
         "hour_of_day",
         "day_of_week",
         "channel_code",
@@ -108,21 +110,43 @@ def card_window_columns(windows_hours: list[int] | tuple[int, ...]) -> list[str]
     return names
 
 
+def card_distinct_columns(distinct_windows_hours: list[int]) -> list[str]:
+    """Return ``card_distinct_<merchants|countries|devices>_<w>h`` for each window."""
+    return [
+        f"card_distinct_{name}_{hours}h"
+        for hours in distinct_windows_hours
+        for name in DISTINCT_ATTRIBUTES
+    ]
+
+
+def merchant_columns(params: FeaturesParams) -> list[str]:
+    """Return the merchant count features, then the merchant fraud rate features."""
+    counts = [f"merchant_count_{hours}h" for hours in params.merchant_windows_hours]
+    rates = [
+        f"merchant_fraud_rate_{days}d" for days in params.merchant_fraud_windows_days
+    ]
+    return counts + rates
+
+
 def card_feature_columns(params: FeaturesParams) -> list[str]:
-    """Return the model features stored per card in the feature store."""
-    return card_window_columns(params.windows_hours) + list(CARD_HISTORY_COLUMNS)
+    """Return the features computed from the card's history."""
+    return (
+        card_window_columns(params.windows_hours)
+        + list(CARD_HISTORY_COLUMNS)
+        + card_distinct_columns(params.distinct_windows_hours)
+    )
 
 
 def feature_columns(params: FeaturesParams) -> list[str]:
     """Return the model's feature columns, in the order of the feature table.
 
     Args:
-        params: Feature parameters; each of ``windows_hours`` adds ``card_count_<w>h``
-            and ``card_amount_sum_<w>h``.
+        params: Feature parameters; each window adds its features, for example
+            ``windows_hours`` adds ``card_count_<w>h`` and ``card_amount_sum_<w>h``.
     """
     return (
         card_feature_columns(params)
-        + list(MERCHANT_COLUMNS)
+        + merchant_columns(params)
         + list(REQUEST_DERIVED_COLUMNS)
         + list(PAIR_COLUMNS)
         + list(OWN_COLUMNS)
@@ -131,9 +155,45 @@ def feature_columns(params: FeaturesParams) -> list[str]:
 
 def feature_dtype(name: str) -> pl.DataType:
     """Return the polars dtype of a feature: Int64 for counts, sums, flags and codes."""
-    if name in INT_FEATURES or name.startswith(("card_count_", "card_amount_sum_")):
+    if name in _INT_NAMES or name.startswith(_INT_PREFIXES):
         return pl.Int64()
     return pl.Float64()
+
+
+def card_state_window_hours(params: FeaturesParams) -> int:
+    """Return the longest card window, which bounds the card's recent events."""
+    return max([*params.windows_hours, *params.distinct_windows_hours])
+
+
+def merchant_state_window_hours(params: FeaturesParams) -> int:
+    """Return the longest merchant window, which bounds the merchant's recent events."""
+    fraud_hours = [24 * days for days in params.merchant_fraud_windows_days]
+    return max([*params.merchant_windows_hours, *fraud_hours])
+
+
+def check_params(params: FeaturesParams) -> None:
+    """Check that every window list contains distinct positive lengths.
+
+    Raises:
+        ValueError: A list repeats a window or has a length <= 0; the message names
+            the ``features`` key.
+    """
+    lists = {
+        "windows_hours": params.windows_hours,
+        "distinct_windows_hours": params.distinct_windows_hours,
+        "merchant_windows_hours": params.merchant_windows_hours,
+        "merchant_fraud_windows_days": params.merchant_fraud_windows_days,
+    }
+    for key, windows in lists.items():
+        if len(set(windows)) != len(windows):
+            raise ValueError(
+                f"features.{key} {windows} repeats a window; list each window "
+                "length once"
+            )
+        if any(length <= 0 for length in windows):
+            raise ValueError(
+                f"features.{key} {windows} contains a length <= 0; use positive lengths"
+            )
 
 
 def describe_features(params: FeaturesParams) -> dict[str, dict[str, Any]]:
@@ -153,6 +213,29 @@ def describe_features(params: FeaturesParams) -> dict[str, dict[str, Any]]:
             "sum of amount_minor of the card's earlier transactions in the window",
             window,
         )
+    for hours in params.distinct_windows_hours:
+        for name, column in DISTINCT_ATTRIBUTES.items():
+            descriptions[f"card_distinct_{name}_{hours}h"] = _describe(
+                f"distinct non-null {column} among the card's earlier transactions "
+                "in the window",
+                {"window_hours": hours, "group": "card_id", "column": column},
+            )
+    for hours in params.merchant_windows_hours:
+        descriptions[f"merchant_count_{hours}h"] = _describe(
+            "count of the merchant's earlier transactions in the window",
+            {"window_hours": hours, "group": "merchant_id"},
+        )
+    for days in params.merchant_fraud_windows_days:
+        descriptions[f"merchant_fraud_rate_{days}d"] = _describe(
+            "frauds with a label available before the transaction divided by the "
+            "merchant's earlier transactions in the window, 0 without history",
+            {
+                "window_days": days,
+                "group": "merchant_id",
+                "label_time": "label_available_at, else timestamp + label_delay_days",
+                "label_delay_days": params.label_delay_days,
+            },
+        )
     descriptions.update(
         card_prior_count=_describe("count of all the card's earlier transactions"),
         card_amount_mean_prior=_describe(
@@ -160,28 +243,8 @@ def describe_features(params: FeaturesParams) -> dict[str, dict[str, Any]]:
         ),
         card_amount_std_prior=_describe(
             "population standard deviation of the card's earlier amount_minor, "
-            "0 without history"
-        ),
-        card_distinct_merchants_24h=_describe(
-            "distinct merchant_id among the card's earlier transactions in the window",
-            {"window_hours": DISTINCT_MERCHANTS_WINDOW_HOURS},
-        ),
-        merchant_count_24h=_describe(
-            "count of the merchant's earlier transactions in the window",
-            {"window_hours": 24, "group": "merchant_id"},
-        ),
-        merchant_count_168h=_describe(
-            "count of the merchant's earlier transactions in the window",
-            {"window_hours": 168, "group": "merchant_id"},
-        ),
-        merchant_fraud_rate_30d=_describe(
-            "frauds with a label available before the transaction divided by the "
-            "merchant's earlier transactions in the window, 0 without history",
-            {
-                "window_hours": MERCHANT_FRAUD_WINDOW_HOURS,
-                "label_time": "label_available_at, else timestamp + label_delay_days",
-                "label_delay_days": params.label_delay_days,
-            },
+            "0 without history; computed from integer sums of the amounts minus "
+            "the card's first amount",
         ),
         amount_ratio_card_mean=_describe(
             "amount_minor / card_amount_mean_prior, 1 without history"
@@ -198,6 +261,9 @@ def describe_features(params: FeaturesParams) -> dict[str, dict[str, Any]]:
         first_time_merchant=_describe("1 if the card never paid this merchant before"),
         first_time_device=_describe(
             "1 if device_id is set and the card never used it before"
+        ),
+        first_time_country=_describe(
+            "1 if merchant_country is set and the card never paid in it before"
         ),
         distance_from_home_km=_describe(
             "haversine distance between customer and merchant coordinates",
@@ -234,25 +300,26 @@ def build_feature_table(
         transactions: Canonical transactions with ``is_fraud``; ``label_available_at``
             is optional (without it a fraud label counts ``params.label_delay_days``
             after the transaction). Transaction ids must be unique.
-        params: Window lengths in hours and the fallback label delay in days.
+        params: Window lengths and the fallback label delay in days.
 
     Returns:
         One row per transaction, sorted by ``(timestamp, transaction_id)``: the key
-        columns, the features of ``feature_columns(params)``, the online state column
-        ``card_last_seen_epoch_s`` (Float64) and the label columns that are present.
+        columns, the features of ``feature_columns(params)`` and the label columns
+        that are present.
 
     Raises:
-        ValueError: ``is_fraud`` is missing or ``windows_hours`` repeats a value.
+        ValueError: ``is_fraud`` is missing or a window list repeats a value or
+            holds a length <= 0.
     """
     _check_inputs(transactions, params)
-    frame = _prepare(transactions, label_delay_days=params.label_delay_days)
-    frame = _add_card_features(frame, windows_hours=params.windows_hours)
-    frame = _add_merchant_features(frame)
+    frame = prepare_transactions(transactions, label_delay_days=params.label_delay_days)
+    frame = _add_card_features(frame, params)
+    frame = _add_merchant_features(frame, params)
     frame = _add_own_features(frame)
     labels = [name for name in LABEL_OUTPUT_COLUMNS if name in transactions.columns]
-    columns = [*KEY_COLUMNS, *feature_columns(params), CARD_STATE_COLUMN, *labels]
+    columns = [*KEY_COLUMNS, *feature_columns(params), *labels]
     result = frame.sort(_SEQ).select(columns)
-    logger.info("built %d feature rows with %d features", result.height, len(columns))
+    logger.info("built %d feature rows with %d columns", result.height, len(columns))
     return result
 
 
@@ -262,20 +329,14 @@ def _check_inputs(transactions: pl.DataFrame, params: FeaturesParams) -> None:
             "column 'is_fraud' is missing: the merchant fraud rate needs labels; "
             "load transactions with labels (read_transactions) before building features"
         )
-    if len(set(params.windows_hours)) != len(params.windows_hours):
-        raise ValueError(
-            f"features.windows_hours {params.windows_hours} repeats a window; "
-            "list each window length once"
-        )
-    if any(hours <= 0 for hours in params.windows_hours):
-        raise ValueError(
-            f"features.windows_hours {params.windows_hours} contains a length <= 0; "
-            "use positive hours"
-        )
+    check_params(params)
 
 
-def _prepare(transactions: pl.DataFrame, *, label_delay_days: int) -> pl.DataFrame:
-    """Add the global order index and the time each label became available."""
+def label_time_expr(transactions: pl.DataFrame, *, label_delay_days: int) -> pl.Expr:
+    """Return the time each label became available, never before its transaction.
+
+    ``label_available_at`` where set, else ``timestamp + label_delay_days``.
+    """
     fallback = pl.col("timestamp") + timedelta(days=label_delay_days)
     if "label_available_at" in transactions.columns:
         label_time = pl.coalesce(pl.col("label_available_at"), fallback)
@@ -283,9 +344,20 @@ def _prepare(transactions: pl.DataFrame, *, label_delay_days: int) -> pl.DataFra
         label_time = fallback
     # A label cannot be known before its transaction happened; clamping keeps a bad
     # label time from leaking into transactions ordered before it.
-    label_time = pl.max_horizontal(label_time, pl.col("timestamp"))
+    return pl.max_horizontal(label_time, pl.col("timestamp"))
+
+
+def prepare_transactions(
+    transactions: pl.DataFrame, *, label_delay_days: int
+) -> pl.DataFrame:
+    """Sort by the global order, number the rows ``_seq`` and add ``_label_time``."""
+    label_time = label_time_expr(transactions, label_delay_days=label_delay_days)
+    frame = transactions
+    for column in ("device_id", "merchant_country"):
+        if column not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, dtype=pl.String).alias(column))
     return (
-        transactions.sort("timestamp", "transaction_id")
+        frame.sort(*ORDER_COLUMNS)
         .with_row_index(_SEQ)
         .with_columns(_label_time=label_time)
     )
@@ -330,24 +402,24 @@ def _window_bounds(
     return joined.select(outputs)
 
 
-def _add_card_features(
-    frame: pl.DataFrame, *, windows_hours: list[int]
-) -> pl.DataFrame:
-    """Add the card window, history, pair and state features."""
+def _add_card_features(frame: pl.DataFrame, params: FeaturesParams) -> pl.DataFrame:
+    """Add the card window, history, distinct-count and first-use features."""
+    amount = pl.col("amount_minor")
+    shifted = amount - amount.first().over("card_id")
     card = frame.sort("card_id", _SEQ).with_columns(
         _pos=pl.int_range(pl.len(), dtype=pl.Int64).over("card_id"),
-        _cum_amount=pl.col("amount_minor").cum_sum().over("card_id"),
-        _cum_square=(pl.col("amount_minor").cast(pl.Float64) ** 2)
-        .cum_sum()
-        .over("card_id"),
+        _cum_amount=amount.cum_sum().over("card_id"),
+        _shifted=shifted,
         _prev_ts=pl.col("timestamp").shift(1).over("card_id"),
     )
     card = card.with_columns(
-        _sum_prior=pl.col("_cum_amount") - pl.col("amount_minor"),
-        _square_prior=pl.col("_cum_square")
-        - pl.col("amount_minor").cast(pl.Float64) ** 2,
+        _sum_prior=pl.col("_cum_amount") - amount,
+        _shifted_sum_prior=pl.col("_shifted").cum_sum().over("card_id")
+        - pl.col("_shifted"),
+        _shifted_square_prior=(pl.col("_shifted") ** 2).cum_sum().over("card_id")
+        - pl.col("_shifted") ** 2,
     )
-    for hours in windows_hours:
+    for hours in params.windows_hours:
         bounds = _window_bounds(card, group="card_id", hours=hours, with_sum=True)
         card = card.join(bounds, on=_SEQ, how="left").with_columns(
             (pl.col("_pos") - pl.col("_before")).alias(f"card_count_{hours}h"),
@@ -356,46 +428,65 @@ def _add_card_features(
             ),
         )
         card = card.drop("_before", "_before_sum")
-    card = card.join(_distinct_merchants(card), on=_SEQ, how="left")
+    for hours in params.distinct_windows_hours:
+        card = card.join(_distinct_counts(card, hours=hours), on=_SEQ, how="left")
     card = _add_card_history(card)
-    return _add_pair_flags(card)
+    return _add_first_time_flags(card)
 
 
-def _distinct_merchants(card: pl.DataFrame) -> pl.DataFrame:
-    """Count distinct merchants among each row's card rows in the last 24 hours.
+def _distinct_counts(card: pl.DataFrame, *, hours: int) -> pl.DataFrame:
+    """Count distinct merchants, countries and devices in each row's card window.
 
     Each row's window is the position range ``[_before, _pos)`` in its card. The
-    ranges are exploded and joined back to merchants, so the cost grows with the sum
-    of all window sizes.
+    ranges are exploded and joined back to the card's rows, so the cost grows with
+    the sum of all window sizes. Nulls are not counted.
     """
-    bounds = _window_bounds(
-        card, group="card_id", hours=DISTINCT_MERCHANTS_WINDOW_HOURS, with_sum=False
-    )
+    bounds = _window_bounds(card, group="card_id", hours=hours, with_sum=False)
     ranges = card.select(_SEQ, "card_id", "_pos").join(bounds, on=_SEQ, how="left")
     members = (
         ranges.select(_SEQ, "card_id", _pos=pl.int_ranges("_before", "_pos"))
         .explode("_pos")
         .drop_nulls("_pos")
     )
-    merchants = card.select("card_id", "_pos", "merchant_id")
+    columns = list(DISTINCT_ATTRIBUTES.values())
+    values = card.select("card_id", "_pos", *columns)
+    names = {
+        column: f"card_distinct_{name}_{hours}h"
+        for name, column in DISTINCT_ATTRIBUTES.items()
+    }
     counts = (
-        members.join(merchants, on=["card_id", "_pos"], how="inner")
+        members.join(values, on=["card_id", "_pos"], how="inner")
         .group_by(_SEQ)
-        .agg(card_distinct_merchants_24h=pl.col("merchant_id").n_unique())
+        .agg(
+            pl.col(column).drop_nulls().n_unique().alias(name)
+            for column, name in names.items()
+        )
     )
     return (
         card.select(_SEQ)
         .join(counts, on=_SEQ, how="left")
-        .select(_SEQ, pl.col("card_distinct_merchants_24h").fill_null(0).cast(pl.Int64))
+        .select(
+            _SEQ, *(pl.col(name).fill_null(0).cast(pl.Int64) for name in names.values())
+        )
     )
 
 
 def _add_card_history(card: pl.DataFrame) -> pl.DataFrame:
-    """Add prior count, mean, standard deviation, ratio, z-score and time gap."""
+    """Add prior count, mean, standard deviation, ratio, z-score and time gap.
+
+    The variance comes from integer sums of ``amount - first amount of the card``:
+    ``(S2 - S1 * S1 / n) / n``. The sums are exact, so the online path reproduces the
+    same float operations bit for bit, and the shift keeps the subtraction from
+    cancelling when the amounts are large against their spread.
+    """
     count = pl.col("_pos")
     amount = pl.col("amount_minor").cast(pl.Float64)
     mean = pl.col("_sum_prior").cast(pl.Float64) / count
-    variance = pl.col("_square_prior") / count - mean**2
+    shifted_sum = pl.col("_shifted_sum_prior").cast(pl.Float64)
+    variance = (
+        pl.col("_shifted_square_prior").cast(pl.Float64)
+        - shifted_sum * shifted_sum / count
+    ) / count
     std = pl.when(variance > 0).then(variance.sqrt()).otherwise(0.0)
     card = card.with_columns(
         card_prior_count=count,
@@ -414,64 +505,60 @@ def _add_card_history(card: pl.DataFrame) -> pl.DataFrame:
         )
         .otherwise(0.0),
         seconds_since_prev_card=gap.fill_null(NO_HISTORY_SECONDS).cast(pl.Float64),
-        card_last_seen_epoch_s=(pl.col("timestamp").dt.epoch("us") / 1e6).cast(
-            pl.Float64
-        ),
     )
 
 
-def _add_pair_flags(card: pl.DataFrame) -> pl.DataFrame:
-    """Flag a card's first transaction at a merchant and on a device (0 or 1)."""
-    merchant_rank = pl.int_range(pl.len()).over("card_id", "merchant_id")
-    device_rank = pl.int_range(pl.len()).over("card_id", "device_id")
-    has_device = (
-        pl.col("device_id").is_not_null()
-        if "device_id" in card.columns
-        else pl.lit(False)
-    )
-    if "device_id" not in card.columns:
-        device_rank = pl.lit(1)
-    return card.with_columns(
-        first_time_merchant=(merchant_rank == 0).cast(pl.Int64),
-        first_time_device=(has_device & (device_rank == 0)).cast(pl.Int64),
-    )
+def _add_first_time_flags(card: pl.DataFrame) -> pl.DataFrame:
+    """Flag a card's first transaction at a merchant, device and country (0 or 1)."""
+    flags = {}
+    for name, column in FIRST_TIME_ATTRIBUTES.items():
+        rank = pl.int_range(pl.len()).over("card_id", column)
+        flags[name] = (pl.col(column).is_not_null() & (rank == 0)).cast(pl.Int64)
+    return card.with_columns(**flags)
 
 
-def _add_merchant_features(frame: pl.DataFrame) -> pl.DataFrame:
-    """Add merchant counts over 24 h and 7 days and the 30-day known fraud rate."""
+def _add_merchant_features(frame: pl.DataFrame, params: FeaturesParams) -> pl.DataFrame:
+    """Add merchant counts over the windows and the known fraud rates."""
     merchant = frame.sort("merchant_id", _SEQ).with_columns(
         _pos=pl.int_range(pl.len(), dtype=pl.Int64).over("merchant_id")
     )
-    for hours in (*MERCHANT_COUNT_WINDOWS_HOURS, MERCHANT_FRAUD_WINDOW_HOURS):
+    fraud_hours = [24 * days for days in params.merchant_fraud_windows_days]
+    helpers = []
+    for hours in sorted({*params.merchant_windows_hours, *fraud_hours}):
         bounds = _window_bounds(
             merchant, group="merchant_id", hours=hours, with_sum=False
         )
+        name = f"_merchant_count_{hours}h"
         merchant = merchant.join(bounds, on=_SEQ, how="left").with_columns(
-            (pl.col("_pos") - pl.col("_before")).alias(f"_merchant_count_{hours}h")
+            (pl.col("_pos") - pl.col("_before")).alias(name)
         )
         merchant = merchant.drop("_before")
-    known = _known_fraud_counts(merchant)
-    total = pl.col(f"_merchant_count_{MERCHANT_FRAUD_WINDOW_HOURS}h")
-    merchant = merchant.join(known, on=_SEQ, how="left").with_columns(
-        merchant_count_24h=pl.col("_merchant_count_24h"),
-        merchant_count_168h=pl.col("_merchant_count_168h"),
-        merchant_fraud_rate_30d=pl.when(total > 0)
-        .then(pl.col("_known_frauds") / total)
-        .otherwise(0.0),
+        helpers.append(name)
+    merchant = merchant.with_columns(
+        pl.col(f"_merchant_count_{hours}h").alias(f"merchant_count_{hours}h")
+        for hours in params.merchant_windows_hours
     )
-    helpers = [f"_merchant_count_{hours}h" for hours in MERCHANT_COUNT_WINDOWS_HOURS]
-    helper_total = f"_merchant_count_{MERCHANT_FRAUD_WINDOW_HOURS}h"
-    return merchant.drop("_pos", "_known_frauds", helper_total, *helpers)
+    for days in params.merchant_fraud_windows_days:
+        known = _known_fraud_counts(merchant, hours=24 * days)
+        total = pl.col(f"_merchant_count_{24 * days}h")
+        merchant = merchant.join(known, on=_SEQ, how="left").with_columns(
+            pl.when(total > 0)
+            .then(pl.col("_known_frauds") / total)
+            .otherwise(0.0)
+            .alias(f"merchant_fraud_rate_{days}d")
+        )
+        merchant = merchant.drop("_known_frauds")
+    return merchant.drop("_pos", *helpers)
 
 
-def _known_fraud_counts(merchant: pl.DataFrame) -> pl.DataFrame:
-    """Count the merchant's 30-day frauds whose label was known before each row.
+def _known_fraud_counts(merchant: pl.DataFrame, *, hours: int) -> pl.DataFrame:
+    """Count the merchant's frauds in the window whose label was known before each row.
 
-    A fraud j counts for row i when ``label_time_j < t_i < timestamp_j + 30 days``, so
+    A fraud j counts for row i when ``label_time_j < t_i < timestamp_j + window``, so
     the count is (labels known before t_i) minus (windows ended at or before t_i),
     taken over frauds whose label arrived before their window ended.
     """
-    window = timedelta(hours=MERCHANT_FRAUD_WINDOW_HOURS)
+    window = timedelta(hours=hours)
     frauds = merchant.filter(pl.col("is_fraud")).select(
         "merchant_id", _start="_label_time", _end=pl.col("timestamp") + window
     )
@@ -558,88 +645,13 @@ def _distance_expr(frame: pl.DataFrame) -> pl.Expr:
     return distance.fill_null(NO_DISTANCE_KM).fill_nan(NO_DISTANCE_KM)
 
 
-class RequestFeatures(NamedTuple):
-    """Feature vector of one scoring request; unpacks as ``values, missing``.
-
-    Attributes:
-        values: Every feature of ``feature_columns(params)`` as a float.
-        missing: Online inputs that were absent, None or NaN and got their
-            no-history default, in input order.
-    """
-
-    values: dict[str, float]
-    missing: list[str]
-
-
-def online_input_columns(params: FeaturesParams) -> list[str]:
-    """Return the card and merchant values that ``request_features`` reads."""
-    return [*card_feature_columns(params), CARD_STATE_COLUMN, *MERCHANT_COLUMNS]
-
-
-def request_features(
-    transaction: dict[str, Any],
-    online: dict[str, float | None],
-    params: FeaturesParams,
-) -> RequestFeatures:
-    """Compute the feature vector of one scoring request.
-
-    NOTE: The online store contains each card's and merchant's aggregates as of the
-    last materialisation. They are the features of the latest materialised
-    transaction, so they exclude that transaction itself and anything later. Request
-    features are therefore staler than the training table's until aggregates are
-    updated online.
-
-    Args:
-        transaction: Canonical columns of the transaction; ``timestamp`` is a
-            UTC-aware datetime and ``amount_minor`` an int in minor units.
-        online: Values by name from ``online_input_columns(params)``, plus optionally
-            ``first_time_merchant`` and ``first_time_device`` for the card's pair
-            history. None or absent means no value.
-        params: The feature parameters the model was trained with.
-
-    Returns:
-        The features and the names of online inputs that fell back to defaults.
+def check_transaction(transaction: dict[str, Any]) -> tuple[datetime, int]:
+    """Return a scoring request's timestamp and amount after checking both.
 
     Raises:
         ValueError: ``timestamp`` is naive or missing, or ``amount_minor`` is not a
             positive int.
     """
-    timestamp, amount = _check_request(transaction)
-    missing: list[str] = []
-
-    def read(name: str, default: float) -> float:
-        value = online.get(name)
-        if value is None or (isinstance(value, float) and math.isnan(value)):
-            missing.append(name)
-            return default
-        return float(value)
-
-    values: dict[str, float] = {}
-    for name in card_feature_columns(params) + list(MERCHANT_COLUMNS):
-        values[name] = read(name, 0.0)
-    values.update(_request_history(values, amount=amount))
-    last_seen = read(CARD_STATE_COLUMN, -1.0)
-    values["seconds_since_prev_card"] = (
-        timestamp.timestamp() - last_seen if last_seen >= 0 else NO_HISTORY_SECONDS
-    )
-    # NOTE: Pair history (card with merchant, card with device) is not part of the
-    # card or merchant aggregates. Without a supplied value the flag assumes first use.
-    values["first_time_merchant"] = read("first_time_merchant", 1.0)
-    has_device = transaction.get("device_id") is not None
-    values["first_time_device"] = read("first_time_device", float(has_device))
-    values.update(_request_own(transaction, timestamp=timestamp, amount=amount))
-    ordered = {name: values[name] for name in feature_columns(params)}
-    if missing:
-        logger.warning(
-            "transaction %s: %d online value(s) missing, defaults used: %s",
-            transaction.get("transaction_id"),
-            len(missing),
-            ", ".join(missing),
-        )
-    return RequestFeatures(values=ordered, missing=missing)
-
-
-def _check_request(transaction: dict[str, Any]) -> tuple[datetime, int]:
     timestamp = transaction.get("timestamp")
     if not isinstance(timestamp, datetime) or timestamp.utcoffset() is None:
         raise ValueError(
@@ -655,21 +667,14 @@ def _check_request(transaction: dict[str, Any]) -> tuple[datetime, int]:
     return timestamp, amount
 
 
-def _request_history(values: dict[str, float], *, amount: int) -> dict[str, float]:
-    count = values["card_prior_count"]
-    mean = values["card_amount_mean_prior"]
-    std = values["card_amount_std_prior"]
-    if count <= 0 or mean <= 0:
-        return {"amount_ratio_card_mean": 1.0, "amount_zscore_card": 0.0}
-    return {
-        "amount_ratio_card_mean": amount / mean,
-        "amount_zscore_card": (amount - mean) / max(std, MIN_STD_MINOR),
-    }
-
-
-def _request_own(
+def transaction_own_features(
     transaction: dict[str, Any], *, timestamp: datetime, amount: int
 ) -> dict[str, float]:
+    """Compute the features of ``OWN_COLUMNS`` from one transaction's own fields.
+
+    The same definitions as the feature table's, for one request: ``timestamp`` is
+    UTC-aware and ``amount`` in minor units.
+    """
     utc = timestamp.astimezone(UTC)
     channel = transaction.get("channel")
     present = transaction.get("card_present")

@@ -85,6 +85,21 @@ class FeaturesParams(StageParams):
     label_delay_days: int = Field(
         ge=0, description="Delay before a label counts, where no label time exists."
     )
+    distinct_windows_hours: list[int] = Field(
+        default=[24, 168],
+        min_length=1,
+        description="Windows of the card's distinct merchants, countries and devices.",
+    )
+    merchant_windows_hours: list[int] = Field(
+        default=[1, 24, 168],
+        min_length=1,
+        description="Windows of the merchant's transaction counts.",
+    )
+    merchant_fraud_windows_days: list[int] = Field(
+        default=[7, 30],
+        min_length=1,
+        description="Windows of the merchant's fraud rate from available labels.",
+    )
 
 
 class ValidateFeaturesParams(StageParams):

@@ -1,8 +1,9 @@
 """Scoring core shared by the BentoML service and in-process callers.
 
-It loads the champion from the MLflow registry by alias, reads the card's and the
-merchant's online features through Feast, builds the model's feature vector for one
-transaction and returns a calibrated score with a decision.
+It loads the champion from the MLflow registry by alias. For each transaction it
+reads the card's and the merchant's online state from Feast, computes the model's
+features from it, appends the transaction to the state and returns a score with a
+decision.
 """
 
 from __future__ import annotations
@@ -38,6 +39,9 @@ class ServiceSettings:
             workspace's SQLite store).
         features: Feature parameters from the parameters file
             (``CARDFRAUD_PARAMS``, default params.yaml at the project root).
+        feature_store_yaml: Feast store file to use instead of the repository's
+            feature_store.yaml (``CARDFRAUD_FEATURE_STORE_YAML``), for example
+            feature_repo/feature_store.redis.yaml.
     """
 
     workspace: Workspace
@@ -45,6 +49,7 @@ class ServiceSettings:
     model_alias: str
     tracking_uri: str
     features: FeaturesParams
+    feature_store_yaml: Path | None = None
 
     @classmethod
     def from_environment(cls) -> ServiceSettings:
@@ -56,6 +61,7 @@ class ServiceSettings:
         workspace = Workspace(
             Path(os.environ.get("CARDFRAUD_WORKSPACE", root)).resolve()
         )
+        store_yaml = os.environ.get("CARDFRAUD_FEATURE_STORE_YAML")
         return cls(
             workspace=workspace,
             model_name=os.environ.get(
@@ -64,6 +70,7 @@ class ServiceSettings:
             model_alias=os.environ.get("CARDFRAUD_MODEL_ALIAS", "champion"),
             tracking_uri=workspace.tracking_uri(),
             features=params.features,
+            feature_store_yaml=Path(store_yaml).resolve() if store_yaml else None,
         )
 
 
@@ -92,7 +99,7 @@ class ScoringCore:
     @classmethod
     def from_settings(cls, settings: ServiceSettings) -> ScoringCore:
         """Load the champion and open the online store named by the settings."""
-        from cardfraud.feature_store import OnlineFeatureReader
+        from cardfraud.online import OnlineFeatures
         from cardfraud.registry import load_champion
 
         model = load_champion(
@@ -107,24 +114,46 @@ class ScoringCore:
             settings.model_alias,
             model.flavour,
         )
-        online = OnlineFeatureReader(settings.workspace.feature_repo)
+        from cardfraud.features import feature_columns
+
+        unknown = sorted(
+            set(model.feature_columns) - set(feature_columns(settings.features))
+        )
+        if unknown:
+            raise ValueError(
+                f"model {settings.model_name} version {model.version} needs "
+                f"feature(s) {unknown} that the features section of the parameters "
+                "file does not produce; serve with the parameters the model was "
+                "trained with (CARDFRAUD_PARAMS)"
+            )
+        online = OnlineFeatures.from_repo(
+            settings.workspace.feature_repo,
+            settings.features,
+            store_yaml=settings.feature_store_yaml,
+        )
         return cls(model=model, online=online, features=settings.features)
 
     def score(self, transaction: dict[str, Any]) -> dict[str, Any]:
         """Score one transaction given as canonical-schema fields.
 
+        The card's and the merchant's states are read, the features computed and
+        the transaction appended to both states before the model runs: the update
+        does not depend on the score.
+
         Returns:
             transaction_id, score (fraud probability), decision, model_version,
-            missing_features (online values that fell back to defaults) and
-            timings in milliseconds.
+            missing_features (state views without a row for the card or merchant,
+            whose features took the no-history defaults) and timings in
+            milliseconds.
+
+        Raises:
+            ValueError: The timestamp is naive or the amount is not a positive int;
+                nothing is written.
         """
-        from cardfraud.features import request_features
-
         started = time.perf_counter()
-        online = self.online.get(transaction["card_id"], transaction["merchant_id"])
-        read_done = time.perf_counter()
+        values, missing, _, _ = self.online.process(transaction)
+        features_done = time.perf_counter()
 
-        values, missing = request_features(transaction, online, self.features)
         row = np.array(
             [[values[name] for name in self.model.feature_columns]], dtype=np.float64
         )
@@ -138,8 +167,8 @@ class ScoringCore:
             "model_version": str(self.model.version),
             "missing_features": missing,
             "timings_ms": {
-                "feature_read": round((read_done - started) * 1000, 3),
-                "score": round((finished - read_done) * 1000, 3),
+                "features": round((features_done - started) * 1000, 3),
+                "score": round((finished - features_done) * 1000, 3),
                 "total": round((finished - started) * 1000, 3),
             },
         }

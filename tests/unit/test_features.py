@@ -3,28 +3,35 @@
 from __future__ import annotations
 
 import io
-import math
 import time
 from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import polars as pl
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from cardfraud.features import (
-    CARD_STATE_COLUMN,
+    DISTINCT_ATTRIBUTES,
     NO_DISTANCE_KM,
     NO_HISTORY_SECONDS,
+    OWN_COLUMNS,
     build_feature_table,
+    describe_features,
     feature_columns,
     feature_dtype,
-    online_input_columns,
-    request_features,
 )
 from cardfraud.params import FeaturesParams
 from cardfraud.schema import CHANNELS, polars_schema
 
-PARAMS = FeaturesParams(windows_hours=[1, 24, 168, 720], label_delay_days=30)
+PARAMS = FeaturesParams(
+    windows_hours=[1, 24, 168, 720],
+    label_delay_days=30,
+    distinct_windows_hours=[24, 168],
+    merchant_windows_hours=[1, 24, 168],
+    merchant_fraud_windows_days=[7, 30],
+)
 START = datetime(2025, 1, 1, tzinfo=UTC)
 
 
@@ -54,7 +61,9 @@ def make_transactions(
             "mcc": [str(x) for x in rng.integers(1000, 9999, rows)],
             "channel": [CHANNELS[i] for i in rng.integers(0, len(CHANNELS), rows)],
             "card_present": rng.random(rows) < 0.5,
-            "merchant_country": [("DE", "FR")[i] for i in rng.integers(0, 2, rows)],
+            "merchant_country": [
+                (None, "DE", "FR", "IT")[i] for i in rng.integers(0, 4, rows)
+            ],
             "card_country": ["DE"] * rows,
             "device_id": [
                 None if i == 0 else f"d{i}" for i in rng.integers(0, 4, rows)
@@ -91,8 +100,11 @@ def reference_features(frame: pl.DataFrame, params: FeaturesParams) -> list[dict
             window = [p for p in card if p["timestamp"] > t - timedelta(hours=hours)]
             result[f"card_count_{hours}h"] = len(window)
             result[f"card_amount_sum_{hours}h"] = sum(p["amount_minor"] for p in window)
-        day = [p for p in card if p["timestamp"] > t - timedelta(hours=24)]
-        result["card_distinct_merchants_24h"] = len({p["merchant_id"] for p in day})
+        for hours in params.distinct_windows_hours:
+            window = [p for p in card if p["timestamp"] > t - timedelta(hours=hours)]
+            for name, column in DISTINCT_ATTRIBUTES.items():
+                present = {p[column] for p in window if p[column] is not None}
+                result[f"card_distinct_{name}_{hours}h"] = len(present)
         amounts = [p["amount_minor"] for p in card]
         result["card_prior_count"] = len(amounts)
         result["card_amount_mean_prior"] = float(np.mean(amounts)) if amounts else 0.0
@@ -100,45 +112,44 @@ def reference_features(frame: pl.DataFrame, params: FeaturesParams) -> list[dict
         result["seconds_since_prev_card"] = (
             (t - card[-1]["timestamp"]).total_seconds() if card else NO_HISTORY_SECONDS
         )
-        result["first_time_merchant"] = int(
-            all(p["merchant_id"] != row["merchant_id"] for p in card)
-        )
-        result["first_time_device"] = int(
-            row["device_id"] is not None
-            and all(p["device_id"] != row["device_id"] for p in card)
-        )
-        for hours in (24, 168):
+        for name, column in (
+            ("first_time_merchant", "merchant_id"),
+            ("first_time_device", "device_id"),
+            ("first_time_country", "merchant_country"),
+        ):
+            result[name] = int(
+                row[column] is not None and all(p[column] != row[column] for p in card)
+            )
+        for hours in params.merchant_windows_hours:
             window = [
                 p for p in merchant if p["timestamp"] > t - timedelta(hours=hours)
             ]
             result[f"merchant_count_{hours}h"] = len(window)
-        month = [p for p in merchant if p["timestamp"] > t - timedelta(days=30)]
-        known = [
-            p
-            for p in month
-            if p["is_fraud"] and label_time(p, params.label_delay_days) < t
-        ]
-        result["merchant_fraud_rate_30d"] = len(known) / len(month) if month else 0.0
+        for days in params.merchant_fraud_windows_days:
+            window = [p for p in merchant if p["timestamp"] > t - timedelta(days=days)]
+            known = [
+                p
+                for p in window
+                if p["is_fraud"] and label_time(p, params.label_delay_days) < t
+            ]
+            rate = len(known) / len(window) if window else 0.0
+            result[f"merchant_fraud_rate_{days}d"] = rate
         results.append(result)
     return results
 
 
-EXACT = [
-    *[f"card_count_{h}h" for h in PARAMS.windows_hours],
-    *[f"card_amount_sum_{h}h" for h in PARAMS.windows_hours],
-    "card_distinct_merchants_24h",
-    "card_prior_count",
-    "seconds_since_prev_card",
-    "first_time_merchant",
-    "first_time_device",
-    "merchant_count_24h",
-    "merchant_count_168h",
-]
 APPROXIMATE = [
     "card_amount_mean_prior",
     "card_amount_std_prior",
-    "merchant_fraud_rate_30d",
+    *[f"merchant_fraud_rate_{d}d" for d in PARAMS.merchant_fraud_windows_days],
 ]
+HISTORY = [
+    name
+    for name in feature_columns(PARAMS)
+    if name not in OWN_COLUMNS
+    and name not in ("amount_ratio_card_mean", "amount_zscore_card")
+]
+EXACT = [name for name in HISTORY if name not in APPROXIMATE]
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -185,6 +196,40 @@ def test_features_unchanged_by_later_rows() -> None:
     head = full_table.filter(pl.col("timestamp") < cutoff)
     columns = feature_columns(PARAMS)
     assert head.select(columns).equals(early_table.select(columns))
+
+
+@st.composite
+def transaction_tables(draw: st.DrawFn) -> pl.DataFrame:
+    """Small tables on a 10-minute grid over 9 days: ties, gaps and null values."""
+    rows = draw(st.integers(min_value=1, max_value=40))
+    seed = draw(st.integers(min_value=0, max_value=2**32 - 1))
+    grid_s = draw(st.sampled_from([600, 3600, 86_400]))
+    return make_transactions(
+        rows, seed=seed, cards=3, merchants=3, days=9, grid_s=grid_s
+    )
+
+
+@settings(max_examples=60, deadline=None)
+@given(frame=transaction_tables(), data=st.data())
+def test_features_unchanged_by_appended_rows(
+    frame: pl.DataFrame, data: st.DataObject
+) -> None:
+    ordered = frame.sort("timestamp", "transaction_id")
+    keep = data.draw(st.integers(min_value=0, max_value=ordered.height))
+    # Short windows make the 1-hour and 1-day windows close and reopen in 9 days.
+    params = PARAMS.model_copy(
+        update={
+            "windows_hours": [1, 24, 72],
+            "distinct_windows_hours": [1, 48],
+            "merchant_windows_hours": [1, 24],
+            "merchant_fraud_windows_days": [1, 3],
+            "label_delay_days": 1,
+        }
+    )
+    full_table = build_feature_table(ordered, params).head(keep)
+    prefix_table = build_feature_table(ordered.head(keep), params)
+    columns = ["transaction_id", *feature_columns(params)]
+    assert prefix_table.select(columns).equals(full_table.select(columns))
 
 
 def merchant_frame(label_at: datetime | None) -> pl.DataFrame:
@@ -237,7 +282,7 @@ def test_feature_table_types_and_nulls() -> None:
     )
     table = build_feature_table(frame, PARAMS)
     columns = feature_columns(PARAMS)
-    assert len(columns) == 28
+    assert len(columns) == 36
     assert table.select(columns).null_count().sum_horizontal().item() == 0
     for name in columns:
         assert table.schema[name] == feature_dtype(name), name
@@ -274,56 +319,43 @@ def test_feature_table_rejects_repeated_window() -> None:
         build_feature_table(frame, params)
 
 
-def test_request_features_match_table_row() -> None:
-    frame = make_transactions(300, seed=17, cards=4, merchants=4, days=20, grid_s=60)
+def test_feature_table_rejects_repeated_distinct_window() -> None:
+    frame = make_transactions(10, seed=1, cards=2, merchants=2, days=1, grid_s=60)
+    params = PARAMS.model_copy(update={"distinct_windows_hours": [24, 24]})
+    with pytest.raises(ValueError, match="distinct_windows_hours"):
+        build_feature_table(frame, params)
+
+
+def test_feature_table_rejects_zero_fraud_window() -> None:
+    frame = make_transactions(10, seed=1, cards=2, merchants=2, days=1, grid_s=60)
+    params = PARAMS.model_copy(update={"merchant_fraud_windows_days": [0]})
+    with pytest.raises(ValueError, match="merchant_fraud_windows_days"):
+        build_feature_table(frame, params)
+
+
+def test_std_precise_for_large_close_amounts() -> None:
+    frame = make_transactions(50, seed=23, cards=1, merchants=2, days=3, grid_s=60)
+    amounts = [9_999_000 + (i % 3) for i in range(frame.height)]
+    frame = frame.with_columns(amount_minor=pl.Series(amounts))
     table = build_feature_table(frame, PARAMS)
-    transactions = {row["transaction_id"]: row for row in frame.to_dicts()}
-    rows = table.to_dicts()
-    previous_seen: dict[str, float] = {}
-    for row in rows:
-        online = {name: row[name] for name in online_input_columns(PARAMS)}
-        online[CARD_STATE_COLUMN] = previous_seen.get(row["card_id"])
-        online["first_time_merchant"] = row["first_time_merchant"]
-        online["first_time_device"] = row["first_time_device"]
-        result = request_features(transactions[row["transaction_id"]], online, PARAMS)
-        assert list(result.values) == feature_columns(PARAMS)
-        for name, value in result.values.items():
-            assert value == pytest.approx(row[name], rel=1e-9, abs=1e-9), name
-        expected_missing = (
-            [] if row["card_id"] in previous_seen else [CARD_STATE_COLUMN]
-        )
-        assert result.missing == expected_missing
-        previous_seen[row["card_id"]] = row[CARD_STATE_COLUMN]
+    ordered = frame.sort("timestamp", "transaction_id")["amount_minor"].to_list()
+    for i, std in enumerate(table["card_amount_std_prior"].to_list()):
+        expected = float(np.std(ordered[:i])) if i else 0.0
+        assert std == pytest.approx(expected, rel=1e-9, abs=1e-12), i
 
 
-def test_request_features_report_missing() -> None:
-    transaction = {
-        "transaction_id": "x1",
-        "timestamp": START,
-        "amount_minor": 1_000,
-        "device_id": "d1",
+def test_describe_features_covers_every_feature() -> None:
+    descriptions = describe_features(PARAMS)
+    assert list(descriptions) == feature_columns(PARAMS)
+    merchants = descriptions["card_distinct_merchants_168h"]["parameters"]
+    assert merchants == {
+        "window_hours": 168,
+        "group": "card_id",
+        "column": "merchant_id",
     }
-    result = request_features(transaction, {"card_count_1h": 3.0}, PARAMS)
-    assert result.values["card_count_1h"] == 3.0
-    assert result.values["amount_ratio_card_mean"] == 1.0
-    assert result.values["seconds_since_prev_card"] == NO_HISTORY_SECONDS
-    assert result.values["first_time_device"] == 1.0
-    assert result.values["distance_from_home_km"] == NO_DISTANCE_KM
-    assert result.values["log_amount"] == pytest.approx(math.log1p(10.0))
-    assert "card_count_1h" not in result.missing
-    assert "card_count_24h" in result.missing
-    assert "merchant_fraud_rate_30d" in result.missing
-    assert "first_time_merchant" in result.missing
-    assert len(result.missing) == len(online_input_columns(PARAMS)) + 2 - 1
-    values, missing = result
-    assert values is result.values
-    assert missing is result.missing
-
-
-def test_request_features_reject_naive_timestamp() -> None:
-    transaction = {"timestamp": datetime(2025, 1, 1), "amount_minor": 100}
-    with pytest.raises(ValueError, match="timezone-aware"):
-        request_features(transaction, {}, PARAMS)
+    rate = descriptions["merchant_fraud_rate_7d"]["parameters"]
+    assert rate["window_days"] == 7
+    assert rate["label_delay_days"] == 30
 
 
 @pytest.mark.parametrize("zone", ["America/New_York", "Asia/Kolkata"])

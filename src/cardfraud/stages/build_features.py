@@ -9,7 +9,6 @@ from typing import Any
 
 from cardfraud.data import read_transactions
 from cardfraud.features import (
-    CARD_STATE_COLUMN,
     KEY_COLUMNS,
     LABEL_COLUMN,
     build_feature_table,
@@ -28,13 +27,15 @@ LINEAGE_FILE = "lineage.json"
 
 
 def run(ws: Workspace, params: FeaturesParams) -> dict[str, Any]:
-    """Build features from ``ws.raw_dir`` and load the latest values into Feast.
+    """Build features from ``ws.raw_dir`` and load every entity's state into Feast.
 
-    Writes ``features.parquet``, ``feature_spec.json`` and ``lineage.json`` under
+    Writes ``features.parquet``, ``feature_spec.json``, ``lineage.json`` and the
+    state snapshots ``card_state.parquet`` and ``merchant_state.parquet`` under
     ``ws.features_dir``; the files depend only on the raw data and ``params``.
     """
     from cardfraud.feast_definitions import feature_lineage
-    from cardfraud.feature_store import apply_and_materialize
+    from cardfraud.feature_store import apply_and_load_state
+    from cardfraud.online import CARD_STATE_VIEW, MERCHANT_STATE_VIEW
 
     transactions = read_transactions(ws.raw_dir)
     table = build_feature_table(transactions, params)
@@ -47,7 +48,7 @@ def run(ws: Workspace, params: FeaturesParams) -> dict[str, Any]:
         "feature_columns": columns,
         "key_columns": list(KEY_COLUMNS),
         "label_column": LABEL_COLUMN,
-        "online_state_columns": [CARD_STATE_COLUMN],
+        "online_state_views": [CARD_STATE_VIEW, MERCHANT_STATE_VIEW],
         "params": params.model_dump(mode="json"),
         "schema_version": SCHEMA_VERSION,
     }
@@ -56,7 +57,7 @@ def run(ws: Workspace, params: FeaturesParams) -> dict[str, Any]:
     lineage = feature_lineage(describe_features(params), source_path=source)
     _write_json(ws.features_dir / LINEAGE_FILE, lineage)
 
-    store = apply_and_materialize(ws, columns)
+    store = apply_and_load_state(ws, transactions, params, columns)
     return {
         "rows": table.height,
         "features": len(columns),

@@ -1,0 +1,90 @@
+"""ScoringCore in process on the smoke champion: the online path reads and updates."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+
+from cardfraud.data import read_transactions
+from cardfraud.online import CARD_STATE_VIEW
+from cardfraud.params import load_params
+from cardfraud.paths import Workspace
+from cardfraud.serving import ScoringCore, ServiceSettings
+
+
+@pytest.fixture(scope="module")
+def core(smoke_workspace: Workspace, smoke_params_path: Path) -> ScoringCore:
+    params = load_params(smoke_params_path)
+    settings = ServiceSettings(
+        workspace=smoke_workspace,
+        model_name=params.registry.model_name,
+        model_alias="champion",
+        tracking_uri=smoke_workspace.tracking_uri(),
+        features=params.features,
+    )
+    return ScoringCore.from_settings(settings)
+
+
+@pytest.fixture(scope="module")
+def last_row(smoke_workspace: Workspace) -> dict:
+    row = read_transactions(smoke_workspace.raw_dir).row(-1, named=True)
+    labels = ("is_fraud", "label_available_at", "fraud_scenario")
+    return {key: value for key, value in row.items() if key not in labels}
+
+
+def test_score_appends_to_card_state(core: ScoringCore, last_row: dict) -> None:
+    transaction = {
+        **last_row,
+        "transaction_id": "svc-1",
+        "timestamp": last_row["timestamp"] + timedelta(minutes=5),
+    }
+    before = core.online.read_card(transaction["card_id"])
+    first = core.score(transaction)
+    after = core.online.read_card(transaction["card_id"])
+    following = core.online.features(
+        {
+            **transaction,
+            "transaction_id": "svc-2",
+            "timestamp": transaction["timestamp"] + timedelta(minutes=1),
+        }
+    )
+    assert before is not None
+    assert after is not None
+    assert first["missing_features"] == []
+    assert after.count == before.count + 1
+    assert after.event_ids[-1] == "svc-1"
+    assert following.values["card_count_1h"] >= 1.0
+    assert following.values["seconds_since_prev_card"] == 60.0
+    assert 0.0 <= first["score"] <= 1.0
+    assert set(first["timings_ms"]) == {"features", "score", "total"}
+
+
+def test_score_new_card_flags_missing_state(core: ScoringCore, last_row: dict) -> None:
+    transaction = {
+        **last_row,
+        "transaction_id": "svc-new-card",
+        "card_id": "card-never-seen",
+        "timestamp": last_row["timestamp"] + timedelta(hours=1),
+    }
+    result = core.score(transaction)
+    assert result["missing_features"] == [CARD_STATE_VIEW]
+    assert core.online.missing_counts[CARD_STATE_VIEW] >= 1
+    assert core.online.read_card("card-never-seen").count == 1
+
+
+def test_settings_reject_params_without_model_features(
+    smoke_workspace: Workspace, smoke_params_path: Path
+) -> None:
+    params = load_params(smoke_params_path)
+    features = params.features.model_copy(update={"distinct_windows_hours": [12]})
+    settings = ServiceSettings(
+        workspace=smoke_workspace,
+        model_name=params.registry.model_name,
+        model_alias="champion",
+        tracking_uri=smoke_workspace.tracking_uri(),
+        features=features,
+    )
+    with pytest.raises(ValueError, match="card_distinct_merchants_24h"):
+        ScoringCore.from_settings(settings)
