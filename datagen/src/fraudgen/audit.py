@@ -32,7 +32,6 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import fsspec
 import numpy as np
 import polars as pl
 
@@ -231,6 +230,8 @@ def read_data_set(
     Raises:
         FileNotFoundError: ``path`` does not exist or contains no partitions.
     """
+    import fsspec
+
     fs, root = fsspec.core.url_to_fs(str(path), **(storage_options or {}))
     if fs.isfile(root):
         files = [root]
