@@ -37,7 +37,7 @@ FRAME_ROWS_WARNING = 5_000_000
 # the machine's cores.
 MAX_DEFAULT_THREADS = 4
 # Expected rows of the days that one thread converts and holds at a time.
-DEFAULT_BATCH_ROWS = 150_000
+DEFAULT_BATCH_ROWS = 100_000
 
 Result = TypeVar("Result")
 
