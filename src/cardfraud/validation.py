@@ -13,11 +13,14 @@ import logging
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import polars as pl
 
 from cardfraud.params import ValidateFeaturesParams, ValidateRawParams
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 logger = logging.getLogger(__name__)
 
@@ -50,7 +53,8 @@ class ExpectationOutcome:
     Attributes:
         name: Stable name from the suite file.
         expectation: GX expectation type.
-        column: Column checked, or None for table-level expectations.
+        column: Column checked (``"a, b"`` for a column pair or list), or None for
+            table-level expectations.
         success: Whether the data met the expectation.
         unexpected_count: Rows that broke it, or None for aggregate expectations.
         examples: Up to five offending values, as JSON-compatible values.
@@ -109,6 +113,36 @@ class ValidationReport:
             )
         return "\n".join(lines)
 
+    def result_row(self) -> dict[str, Any]:
+        """Return the suite's result as one table row, for reports and the site."""
+        return {
+            "suite": self.suite,
+            "result": "passed" if self.success else "failed",
+            "rows": self.rows,
+            "expectations": len(self.outcomes),
+            "failed": len(self.failed),
+        }
+
+    def failure_rows(self) -> list[dict[str, Any]]:
+        """Return one table row per failed expectation, in suite order.
+
+        Each row has the expectation's name and GX type, the column, the count of
+        offending rows (None for aggregates such as a mean), up to five offending
+        values, and the observed aggregate value or the evaluation error.
+        """
+        return [
+            {
+                "suite": self.suite,
+                "expectation": outcome.name,
+                "type": outcome.expectation,
+                "column": outcome.column,
+                "unexpected_rows": outcome.unexpected_count,
+                "examples": outcome.examples,
+                "observed": outcome.error or outcome.observed_value,
+            }
+            for outcome in self.failed
+        ]
+
     def to_dict(self) -> dict[str, Any]:
         """Return the report as JSON-compatible values."""
         return {
@@ -117,8 +151,19 @@ class ValidationReport:
             "rows": self.rows,
             "parameters": self.parameters,
             "failed": [outcome.name for outcome in self.failed],
+            "failures": self.failure_rows(),
             "outcomes": [asdict(outcome) for outcome in self.outcomes],
         }
+
+    @classmethod
+    def from_dict(cls, document: dict[str, Any]) -> ValidationReport:
+        """Rebuild a report from the output of :meth:`to_dict`."""
+        return cls(
+            suite=document["suite"],
+            rows=document["rows"],
+            parameters=document["parameters"],
+            outcomes=[ExpectationOutcome(**item) for item in document["outcomes"]],
+        )
 
 
 def _describe_failure(outcome: ExpectationOutcome) -> str:
@@ -220,7 +265,13 @@ def validate_frame(
             "from params.yaml"
         )
     result = _run_gx(frame, document, parameters=parameters)
-    outcomes = [_outcome(item) for item in result.results]
+    # GX returns results grouped by domain, not in suite order. The report keeps the
+    # suite's order, so two runs list the same failures the same way.
+    order = {item["name"]: index for index, item in enumerate(document["expectations"])}
+    outcomes = sorted(
+        (_outcome(item) for item in result.results),
+        key=lambda outcome: order.get(outcome.name, len(order)),
+    )
     report = ValidationReport(
         suite=document["name"],
         rows=frame.height,
@@ -269,13 +320,24 @@ def _outcome(result: Any) -> ExpectationOutcome:
     return ExpectationOutcome(
         name=str(config.meta.get("name", config.type)),
         expectation=config.type,
-        column=config.kwargs.get("column"),
+        column=_checked_columns(config.kwargs),
         success=bool(result.success),
         unexpected_count=details.get("unexpected_count"),
         examples=[_jsonable(value) for value in (examples or [])[:EXAMPLE_COUNT]],
         observed_value=_jsonable(details.get("observed_value")),
         error=error,
     )
+
+
+def _checked_columns(kwargs: dict[str, Any]) -> str | None:
+    """Return the column an expectation checks, with pairs and lists joined by ", "."""
+    if "column" in kwargs:
+        return kwargs["column"]
+    if "column_A" in kwargs:
+        return f"{kwargs['column_A']}, {kwargs['column_B']}"
+    if "column_list" in kwargs:
+        return ", ".join(kwargs["column_list"])
+    return None
 
 
 def _jsonable(value: Any) -> Any:
@@ -312,6 +374,57 @@ def write_report(report: ValidationReport, folder: Path) -> Path:
     text = json.dumps(report.to_dict(), indent=2, sort_keys=True) + "\n"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def outcome_table(report: ValidationReport) -> pd.DataFrame:
+    """Return every expectation's outcome as a table indexed by expectation name."""
+    import pandas as pd
+
+    columns = ["expectation", "column", "success", "unexpected_count", "observed_value"]
+    rows = [asdict(outcome) for outcome in report.outcomes]
+    return pd.DataFrame(rows, columns=["name", *columns]).set_index("name")
+
+
+def failure_table(report: ValidationReport) -> pd.DataFrame:
+    """Return the failed expectations as a table for the notebook and the site.
+
+    One row per failure with the expectation, its GX type, the column, the count
+    of offending rows, up to five example values and the observed value or error.
+    Without failures the table has one row that states that all expectations passed, so
+    a rendered page never shows an empty table.
+    """
+    import pandas as pd
+
+    rows = [
+        {**row, "examples": ", ".join(json.dumps(value) for value in row["examples"])}
+        for row in report.failure_rows()
+    ]
+    if not rows:
+        rows = [
+            {
+                "suite": report.suite,
+                "expectation": "none failed",
+                "observed": (
+                    f"all {len(report.outcomes)} expectations passed on "
+                    f"{report.rows} rows"
+                ),
+            }
+        ]
+    columns = [
+        "suite",
+        "expectation",
+        "type",
+        "column",
+        "unexpected_rows",
+        "examples",
+        "observed",
+    ]
+    return pd.DataFrame(rows, columns=columns).fillna("").set_index("expectation")
+
+
+def read_report(path: Path) -> ValidationReport:
+    """Read a report that :func:`write_report` wrote."""
+    return ValidationReport.from_dict(json.loads(path.read_text(encoding="utf-8")))
 
 
 def raise_for_failures(report: ValidationReport) -> None:

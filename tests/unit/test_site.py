@@ -28,9 +28,12 @@ ROOT = Path(__file__).resolve().parents[2]
 # Labelled output cells of each stage notebook that the site pages embed.
 EMBEDDED_LABELS: dict[str, list[str]] = {
     "01_generate": ["tbl-generate-summary", "tbl-scenarios", "fig-daily-volume"],
-    "02_validate_raw": ["tbl-raw-validation"],
+    "02_validate_raw": ["tbl-raw-validation", "tbl-raw-validation-failures"],
     "03_build_features": ["tbl-feature-lineage", "fig-feature-distributions"],
-    "04_validate_features": ["tbl-feature-validation"],
+    "04_validate_features": [
+        "tbl-feature-validation",
+        "tbl-feature-validation-failures",
+    ],
     "05_train": ["tbl-train-summary"],
     "06_evaluate": [
         "tbl-metrics",
@@ -418,7 +421,7 @@ def test_fallback_index_inlines_tables(fallback_site: Path) -> None:
     index_html = (fallback_site / "index.html").read_text(encoding="utf-8")
     tables = case_study_embeds("tbl-")
 
-    assert len(tables) == 10
+    assert len(tables) == 12
     assert index_html.count("<table>") == len(tables)
     for embed in tables:
         stem = embed.notebook.stem
@@ -608,3 +611,49 @@ def test_build_site_requires_quarto_raises(
     monkeypatch.setenv("PATH", str(tmp_path / "no-bin"))
     with pytest.raises(FileNotFoundError, match="quarto not found on PATH"):
         build_site(site_project, tmp_path / "site", use_quarto=True)
+
+
+def test_fallback_index_shows_validation_failures(tmp_path: Path) -> None:
+    from cardfraud.validation import (
+        ExpectationOutcome,
+        ValidationReport,
+        failure_table,
+    )
+
+    outcome = ExpectationOutcome(
+        name="card_id_not_null",
+        expectation="expect_column_values_to_not_be_null",
+        column="card_id",
+        success=False,
+        unexpected_count=3,
+        examples=[None, None, None],
+        observed_value=None,
+        error=None,
+    )
+    report = ValidationReport(
+        suite="raw_transactions", rows=500, parameters={}, outcomes=[outcome]
+    )
+    executed = write_executed_notebooks(tmp_path / "executed")
+    path = executed / "02_validate_raw.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    label = "tbl-raw-validation-failures"
+    (cell,) = [c for c in notebook.cells if f"label: {label}" in c.source]
+    cell.outputs = [
+        nbformat.v4.new_output(
+            "execute_result",
+            data={"text/html": failure_table(report).to_html()},
+            execution_count=1,
+        )
+    ]
+    nbformat.write(notebook, path)
+    out = tmp_path / "site"
+    build_site(ROOT, out, executed_dir=executed, use_quarto=False)
+
+    index_html = (out / "index.html").read_text(encoding="utf-8")
+    section = index_html.split("<h2>Data validation</h2>", 1)[1]
+    figure = section.split(f'<figure class="embed" id="{label}">', 1)[1]
+    figure = figure.split("</figure>", 1)[0]
+    assert "<th>card_id_not_null</th>" in figure
+    assert "<td>card_id</td>" in figure
+    assert "<td>3</td>" in figure
+    assert "<td>null, null, null</td>" in figure

@@ -32,6 +32,13 @@ def run(ws: Workspace, params: FeaturesParams) -> dict[str, Any]:
     Writes ``features.parquet``, ``feature_spec.json``, ``lineage.json`` and the
     state snapshots ``card_state.parquet`` and ``merchant_state.parquet`` under
     ``ws.features_dir``; the files depend only on the raw data and ``params``.
+    ``lineage.json`` maps each model feature to its Feast view, online source,
+    source table, transformation and parameters, and is checked against the
+    applied registry before the stage returns.
+
+    Raises:
+        cardfraud.lineage.LineageError: The lineage disagrees with the registry or
+            with ``params``.
     """
     from cardfraud.feast_definitions import feature_lineage
     from cardfraud.feature_store import apply_and_load_state
@@ -58,6 +65,7 @@ def run(ws: Workspace, params: FeaturesParams) -> dict[str, Any]:
     _write_json(ws.features_dir / LINEAGE_FILE, lineage)
 
     store = apply_and_load_state(ws, transactions, params, columns)
+    check_registered_lineage(ws, lineage, params, columns)
     return {
         "rows": table.height,
         "features": len(columns),
@@ -65,6 +73,33 @@ def run(ws: Workspace, params: FeaturesParams) -> dict[str, Any]:
         "lineage_features": len(lineage),
         "feature_store": store,
     }
+
+
+def check_registered_lineage(
+    ws: Workspace,
+    lineage: dict[str, dict[str, Any]],
+    params: FeaturesParams,
+    columns: list[str],
+) -> None:
+    """Check the lineage against the applied Feast registry and ``params``.
+
+    Raises:
+        cardfraud.lineage.LineageError: A feature has no entry, an entry names a view
+            the registry lacks, or a window or delay differs from ``params``.
+    """
+    from cardfraud.feature_store import open_store
+    from cardfraud.lineage import (
+        check_lineage,
+        raise_for_lineage,
+        registry_feature_views,
+    )
+
+    views = registry_feature_views(open_store(ws))
+    problems = check_lineage(
+        lineage, model_features=columns, feature_views=views, params=params
+    )
+    raise_for_lineage(problems)
+    logger.info("lineage covers all %d features", len(columns))
 
 
 def _write_json(path: Path, document: dict[str, Any]) -> None:

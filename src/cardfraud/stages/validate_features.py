@@ -11,8 +11,10 @@ import polars as pl
 from cardfraud.params import ValidateFeaturesParams
 from cardfraud.paths import Workspace
 from cardfraud.stages.build_features import FEATURES_FILE, SPEC_FILE
+from cardfraud.stages.validate_raw import summarize
 from cardfraud.validation import (
     FEATURES_SUITE,
+    ValidationReport,
     check_not_null_coverage,
     features_suite_parameters,
     load_suite_document,
@@ -24,14 +26,15 @@ from cardfraud.validation import (
 logger = logging.getLogger(__name__)
 
 
-def run(ws: Workspace, params: ValidateFeaturesParams) -> dict[str, Any]:
+def validate(ws: Workspace, params: ValidateFeaturesParams) -> ValidationReport:
     """Validate the feature table and write ``ws.validation_dir/features.json``.
+
+    Returns:
+        The report, also when expectations failed.
 
     Raises:
         cardfraud.validation.SuiteError: The suite lacks a not-null expectation for
             a feature of ``feature_spec.json``.
-        cardfraud.validation.DataValidationError: An expectation failed; the report
-            is written first.
     """
     spec = json.loads((ws.features_dir / SPEC_FILE).read_text(encoding="utf-8"))
     document = load_suite_document(FEATURES_SUITE)
@@ -40,12 +43,23 @@ def run(ws: Workspace, params: ValidateFeaturesParams) -> dict[str, Any]:
     report = validate_frame(
         table, document, parameters=features_suite_parameters(params)
     )
-    path = write_report(report, ws.validation_dir)
+    write_report(report, ws.validation_dir)
+    return report
+
+
+def stop_on_failures(ws: Workspace, report: ValidationReport) -> dict[str, Any]:
+    """Raise DataValidationError when the report has failures, else summarize it."""
     raise_for_failures(report)
-    return {
-        "suite": report.suite,
-        "rows": report.rows,
-        "expectations": len(report.outcomes),
-        "failed": len(report.failed),
-        "report": str(path.relative_to(ws.root)),
-    }
+    return summarize(ws, report)
+
+
+def run(ws: Workspace, params: ValidateFeaturesParams) -> dict[str, Any]:
+    """Validate the feature table, write the report, then stop on any failure.
+
+    Raises:
+        cardfraud.validation.SuiteError: The suite lacks a not-null expectation for
+            a feature of ``feature_spec.json``.
+        cardfraud.validation.DataValidationError: An expectation failed; the report
+            is written first.
+    """
+    return stop_on_failures(ws, validate(ws, params))
