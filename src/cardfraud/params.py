@@ -108,19 +108,66 @@ class ValidateFeaturesParams(StageParams):
     max_null_share: float = Field(ge=0, le=1)
 
 
-class TrainParams(StageParams):
-    """Model training on a time-ordered split."""
+class CostParams(StageParams):
+    """Cost matrix of the alert decision, in minor units of the transaction currency.
 
-    model: Literal["xgboost", "lightgbm"] = "xgboost"
-    test_days: int = Field(gt=0, description="Days at the end held out for testing.")
-    n_estimators: int = Field(gt=0)
-    max_depth: int = Field(gt=0)
-    learning_rate: float = Field(gt=0, le=1)
-    seed: int = Field(ge=0)
-    threshold_days: int = Field(
-        default=14,
-        gt=0,
-        description="Days at the end of training held out to set thresholds.",
+    A legitimate transaction that is not alerted costs nothing.
+    """
+
+    false_alarm_minor: int = Field(
+        ge=0, description="Cost of reviewing an alerted legitimate transaction."
+    )
+    caught_fraud_minor: int = Field(
+        ge=0, description="Cost of reviewing an alerted fraud."
+    )
+    missed_fraud_share: float = Field(
+        gt=0, le=1, description="Share of a missed fraud's amount that is lost."
+    )
+
+
+class TrainParams(StageParams):
+    """Delay-aware training windows, model tuning, calibration and thresholds."""
+
+    cutoff: date | None = Field(
+        default=None,
+        description="First day of the test window (UTC midnight); training labels "
+        "are those known at this instant. None puts it test_days before the end of "
+        "the data.",
+    )
+    test_days: int = Field(gt=0, description="Length of the test window in days.")
+    maturity_days: int = Field(
+        ge=0,
+        description="Age at the cutoff after which an unlabelled transaction counts "
+        "as legitimate.",
+    )
+    burn_in_days: int = Field(
+        default=0,
+        ge=0,
+        description="Days at the start of the data left out of training, while the "
+        "longest feature windows fill.",
+    )
+    folds: int = Field(ge=1, description="Prequential folds used for tuning.")
+    fold_days: int = Field(gt=0, description="Validation window of each fold, days.")
+    models: list[Literal["xgboost", "lightgbm"]] = Field(
+        min_length=1, description="Tree-model families tuned as candidates."
+    )
+    trials: int = Field(ge=1, description="Optuna trials per model family.")
+    max_estimators: int = Field(
+        ge=10, description="Largest number of boosting rounds in the search space."
+    )
+    negative_sample_rate: float = Field(
+        gt=0, le=1, description="Share of legitimate training rows kept (seeded)."
+    )
+    imbalance: Literal["balanced", "sqrt", "none"] = Field(
+        default="sqrt",
+        description="Positive weight: negatives/positives, its square root, or 1.",
+    )
+    calibration: Literal["sigmoid", "isotonic"] = Field(
+        default="sigmoid", description="Score calibration fitted on the last fold."
+    )
+    threshold_rule: Literal["cost", "alert_rate"] = Field(
+        default="cost",
+        description="Review threshold: lowest expected cost, or review_alert_rate.",
     )
     review_alert_rate: float = Field(
         default=0.01, gt=0, lt=1, description="Share of transactions sent to review."
@@ -128,10 +175,25 @@ class TrainParams(StageParams):
     decline_precision: float = Field(
         default=0.8, gt=0, le=1, description="Fraud precision required to decline."
     )
-    imbalance: Literal["balanced", "sqrt", "none"] = Field(
-        default="sqrt",
-        description="Positive weight: negatives/positives, its square root, or 1.",
+    cost: CostParams
+    baseline_rules: dict[str, float] = Field(
+        min_length=1,
+        description="Rule baseline: feature name to the value at or above which the "
+        "rule fires; the score is the share of rules that fire.",
     )
+    seed: int = Field(ge=0)
+
+    @field_validator("cutoff", mode="before")
+    @classmethod
+    def _parse_cutoff(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not an ISO date; write it as YYYY-MM-DD or null"
+                ) from None
+        return value
 
 
 class EvaluateParams(StageParams):
@@ -139,6 +201,18 @@ class EvaluateParams(StageParams):
 
     bootstrap_rounds: int = Field(ge=0)
     seed: int = Field(ge=0)
+    alerts_per_10000: float = Field(
+        default=100.0,
+        gt=0,
+        description="Card Precision@k budget: k is this many cards per 10,000 "
+        "transactions a day in the test window.",
+    )
+    fpr_target: float = Field(
+        default=0.01, gt=0, lt=1, description="False-positive rate of recall@FPR."
+    )
+    calibration_bins: int = Field(
+        default=10, ge=2, description="Equal-width score bins of ECE and reliability."
+    )
 
 
 class ExplainParams(StageParams):

@@ -1,8 +1,9 @@
 """MLflow tracking, model registration, champion/challenger promotion and loading.
 
-A candidate model is logged as one MLflow run with its parameters, metrics, feature
-list, lineage and metadata, registered as a new version of the registered model, and
-given the alias ``champion`` or ``challenger``. Scoring code resolves the champion
+A candidate model is logged as one MLflow run with its parameters, metrics, plot data,
+feature list, lineage, data manifest hash and metadata, with one nested run per Optuna
+trial. It is registered as a new version of the registered model and given the alias
+``champion`` or ``challenger``. Scoring code resolves the champion
 through the alias lookup itself, never through a search, because registry searches can
 return versions without their aliases.
 """
@@ -17,7 +18,7 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -206,21 +207,41 @@ def using_tracking_uri(tracking_uri: str) -> Iterator[None]:
             os.environ.pop("MLFLOW_REGISTRY_URI", None)
 
 
+@dataclass(frozen=True)
+class RunRecords:
+    """What a candidate run logs besides the model.
+
+    Attributes:
+        metrics: Flat metric names and values.
+        lineage_path: ``lineage.json`` of the features, logged as is.
+        tags: Extra tags, such as the data manifest hash.
+        trials: Optuna trials, each logged as a nested run (``tuning.json`` entries).
+        artifacts: Files logged under ``artifact_path`` folders, by folder name.
+    """
+
+    metrics: dict[str, float]
+    lineage_path: Path | None = None
+    tags: dict[str, str] = field(default_factory=dict)
+    trials: list[dict[str, Any]] = field(default_factory=list)
+    artifacts: dict[str, list[Path]] = field(default_factory=dict)
+
+
 def log_candidate(
     model: TrainedModel,
     *,
     tracking_uri: str,
     experiment_name: str,
-    metrics: dict[str, float],
-    lineage_path: Path | None,
+    records: RunRecords,
     artifact_location: str | None = None,
 ) -> LoggedCandidate:
     """Log one MLflow run with the candidate model and everything that describes it.
 
-    The run contains the training parameters and thresholds as params, ``metrics``, the
-    feature list, ``model_meta.json``, the lineage file as is, and tags with the data
-    fingerprint and the git commit. The model is logged with its library's MLflow
-    flavour, with ``model_meta.json`` among its extra files.
+    The run contains the training parameters, hyperparameters and thresholds as
+    params, the metrics, the feature list, ``model_meta.json``, the lineage file, the
+    artifacts, and tags with the data fingerprint, the git commit and
+    ``records.tags``. Every trial becomes a nested run with its hyperparameters and
+    per-fold validation average precision. The model is logged with its library's
+    MLflow flavour, with ``model_meta.json`` among its extra files.
 
     MLflow's process-wide URIs point at ``tracking_uri`` only while the run is logged.
     """
@@ -236,37 +257,84 @@ def log_candidate(
         meta_path = Path(folder) / META_FILE
         meta_path.write_text(json.dumps(model.meta, indent=2, sort_keys=True))
         with mlflow.start_run(experiment_id=experiment_id) as run:
-            log_run_details(model, metrics=metrics, lineage_path=lineage_path)
+            log_run_details(model, records=records)
             model_info = log_model_artifact(model, meta_path=meta_path)
+            for trial in records.trials:
+                log_trial(trial, experiment_id=experiment_id)
     logger.info("logged run %s with model %s", run.info.run_id, model_info.model_uri)
     return LoggedCandidate(run_id=run.info.run_id, model_uri=model_info.model_uri)
 
 
-def log_run_details(
-    model: TrainedModel, *, metrics: dict[str, float], lineage_path: Path | None
-) -> None:
+def log_run_details(model: TrainedModel, *, records: RunRecords) -> None:
     """Log params, metrics, tags and JSON artifacts to the active run."""
-    params = dict(model.meta.get("params", {}))
+    params = flatten_params(model.meta.get("params", {}))
+    params.update(
+        flatten_params(model.meta.get("hyperparameters", {}), prefix="hyper_")
+    )
     params.update({f"threshold_{k}": v for k, v in model.thresholds.items()})
     params["feature_count"] = len(model.feature_columns)
+    params["flavour"] = model.flavour
     mlflow.log_params(params)
-    mlflow.log_metrics(metrics)
+    mlflow.log_metrics(records.metrics)
     tags = {
         "flavour": model.flavour,
         "data_fingerprint": model.meta.get("data_fingerprint", ""),
+        **records.tags,
     }
-    commit = git_commit(Path(__file__).resolve().parent)
-    if commit:
-        tags["git_commit"] = commit
+    # Outside a git checkout (an unpacked source archive) the tag says so.
+    tags["git_commit"] = git_commit(Path(__file__).resolve().parent) or "unknown"
     mlflow.set_tags(tags)
     mlflow.log_dict({"feature_columns": model.feature_columns}, "feature_columns.json")
     mlflow.log_dict(model.meta, META_FILE)
+    lineage_path = records.lineage_path
     if lineage_path is not None and lineage_path.is_file():
         mlflow.log_artifact(str(lineage_path))
     else:
         logger.warning(
             "lineage file %s not found; the run has no lineage", lineage_path
         )
+    for folder, paths in sorted(records.artifacts.items()):
+        for path in paths:
+            if path.is_file():
+                mlflow.log_artifact(str(path), artifact_path=folder)
+
+
+def log_trial(trial: dict[str, Any], *, experiment_id: str) -> None:
+    """Log one Optuna trial as a run nested in the active run."""
+    name = f"{trial['family']}-trial-{trial['number']}"
+    with mlflow.start_run(experiment_id=experiment_id, run_name=name, nested=True):
+        mlflow.log_params({"family": trial["family"], **trial["params"]})
+        scores = {
+            f"fold_{fold}_average_precision": value
+            for fold, value in trial["fold_average_precision"].items()
+        }
+        if trial.get("value") is not None:
+            scores["mean_validation_average_precision"] = float(trial["value"])
+        mlflow.log_metrics(scores)
+        mlflow.set_tags({"trial_state": trial["state"], "trial": str(trial["number"])})
+
+
+def flatten_params(values: dict[str, Any], *, prefix: str = "") -> dict[str, Any]:
+    """Flatten nested dicts into MLflow param names joined by ``_``.
+
+    Lists and other values are kept as they are; MLflow stores them as strings.
+    """
+    flat: dict[str, Any] = {}
+    for key, value in values.items():
+        if isinstance(value, dict):
+            flat.update(flatten_params(value, prefix=f"{prefix}{key}_"))
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def log_run_files(
+    *, tracking_uri: str, run_id: str, paths: list[Path], artifact_path: str
+) -> None:
+    """Add files to a finished run, such as the promotion report and model card."""
+    client = make_client(tracking_uri)
+    for path in paths:
+        client.log_artifact(run_id, str(path), artifact_path=artifact_path)
 
 
 def log_model_artifact(model: TrainedModel, *, meta_path: Path) -> Any:

@@ -25,7 +25,17 @@ logger = logging.getLogger(__name__)
 SMOKE_OVERRIDES: dict[str, dict[str, Any]] = {
     "generate": {"rows": 6000, "days": 60, "fraud_rate": 0.02},
     "validate_raw": {"prevalence_min": 0.005, "prevalence_max": 0.06},
-    "train": {"test_days": 14, "n_estimators": 60, "max_depth": 4},
+    "train": {
+        "cutoff": "2025-02-16",
+        "test_days": 14,
+        "maturity_days": 5,
+        "burn_in_days": 3,
+        "folds": 2,
+        "fold_days": 5,
+        "trials": 3,
+        "max_estimators": 60,
+        "negative_sample_rate": 0.5,
+    },
     "evaluate": {"bootstrap_rounds": 50},
     "explain": {"sample_rows": 300},
 }

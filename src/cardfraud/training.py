@@ -1,12 +1,18 @@
-"""Model training on a time-ordered split, operating thresholds and the saved model.
+"""Delay-aware model training: tuning, calibration, operating thresholds, the model.
 
-The feature table is split by UTC calendar day, never at random. The last ``test_days``
-days are the test window. The ``threshold_days`` days before them are the threshold
-window, an out-of-time tail of the training period on which the review and decline
-thresholds are chosen. The model is fitted on the days before the threshold window.
+The feature table is never split at random. :mod:`cardfraud.splits` places the test
+window after the training cutoff and labels training rows with what was known at the
+time. :mod:`cardfraud.tuning` tunes each tree-model family on prequential folds inside
+the training period and scores the rule baseline and logistic regression on the same
+folds. The family with the best mean validation average precision is the candidate.
 
-Scores are the model's fraud scores in [0, 1]. With a positive-class weight other than 1
-they rank transactions correctly but overstate the fraud probability.
+The candidate is the newest fold's model: the best family, fitted with its best
+hyperparameters on the rows before the newest validation window. Its scores on that
+window, which it never saw and whose labels are mature at the cutoff, fit the
+calibrator and set the review and decline thresholds, so both describe this very
+model. The newest ``maturity_days`` before the cutoff are not trained on, because a
+model fitted on them could not be validated before the cutoff. The test window is not
+used here except to count its rows.
 """
 
 from __future__ import annotations
@@ -16,65 +22,64 @@ import json
 import logging
 import math
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime
+from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import lightgbm as lgb
 import numpy as np
 import polars as pl
 import xgboost as xgb
-from sklearn.metrics import average_precision_score
+from sklearn.metrics import average_precision_score, brier_score_loss
 
-from cardfraud.params import TrainParams
+from cardfraud.calibration import Calibrator, fit_calibrator
+from cardfraud.params import CostParams, TrainParams
+from cardfraud.splits import (
+    TARGET_COLUMN,
+    Fold,
+    TimeWindow,
+    WindowPlan,
+    delay_aware_rows,
+    label_counts,
+    plan_windows,
+    select_window,
+)
+from cardfraud.tuning import (
+    MODEL_THREADS,
+    FoldData,
+    StudyResult,
+    fit_family,
+    fit_logistic,
+    positive_weight,
+    raw_scores,
+    reference_fold_scores,
+    tune_family,
+)
 
 logger = logging.getLogger(__name__)
 
-Flavour = Literal["xgboost", "lightgbm"]
+__all__ = [
+    "MODEL_THREADS",
+    "TimeWindow",
+    "positive_weight",
+    "select_window",
+]
 
 MODEL_FILES: dict[str, str] = {"xgboost": "model.ubj", "lightgbm": "model.txt"}
 META_FILE = "model_meta.json"
-MODEL_THREADS = 2
+TUNING_FILE = "tuning.json"
+REFERENCES_FILE = "references.json"
 LABEL_COLUMN = "is_fraud"
 TIME_COLUMN = "timestamp"
+AMOUNT_COLUMN = "amount_minor"
 KEY_COLUMNS = ("transaction_id", "card_id", "merchant_id", TIME_COLUMN)
 METRIC_DECIMALS = 6
+SAMPLE_DRAW_COLUMN = "_sample_draw"
 
 
 class TrainingError(ValueError):
     """The feature table or its split cannot train a model."""
-
-
-@dataclass(frozen=True)
-class TimeWindow:
-    """A half-open interval of UTC time, ``start <= timestamp < end``."""
-
-    start: datetime
-    end: datetime
-
-    def to_json(self) -> dict[str, str]:
-        """Return the bounds as ISO 8601 strings."""
-        return {"start": self.start.isoformat(), "end": self.end.isoformat()}
-
-    @classmethod
-    def from_json(cls, value: dict[str, str]) -> TimeWindow:
-        """Build a window from the output of :meth:`to_json`."""
-        return cls(
-            start=datetime.fromisoformat(value["start"]),
-            end=datetime.fromisoformat(value["end"]),
-        )
-
-
-@dataclass(frozen=True)
-class TimeSplit:
-    """Rows of the feature table in the fit, threshold and test windows."""
-
-    fit: pl.DataFrame
-    threshold: pl.DataFrame
-    test: pl.DataFrame
-    fit_window: TimeWindow
-    threshold_window: TimeWindow
-    test_window: TimeWindow
 
 
 def load_feature_columns(spec_path: Path) -> list[str]:
@@ -166,73 +171,45 @@ def file_sha256(path: Path) -> str:
     return digest.hexdigest()
 
 
-def split_by_time(
-    frame: pl.DataFrame, *, test_days: int, threshold_days: int
-) -> TimeSplit:
-    """Split the feature table into fit, threshold and test windows by UTC day.
+def check_amounts(frame: pl.DataFrame) -> None:
+    """Raise :class:`TrainingError` unless ``amount_minor`` is complete integers.
 
-    The test window is the last ``test_days`` calendar days up to the end of the last
-    day with data. The threshold window is the ``threshold_days`` days before it and the
-    fit window is everything earlier.
-
-    NOTE: The split uses the ground-truth ``is_fraud`` for every training row, including
-    frauds whose ``label_available_at`` falls after the training period ends, so it is
-    more optimistic than a delay-aware split.
-
-    Raises:
-        TrainingError: The table or a window has no rows, or the fit window lacks
-            either class.
+    The cost matrix needs each transaction's amount; :func:`join_amounts` adds it from
+    the raw data.
     """
-    if frame.height == 0:
-        raise TrainingError("the feature table has no rows; rerun the features stage")
-    first_day = (
-        frame[TIME_COLUMN].min().replace(hour=0, minute=0, second=0, microsecond=0)
-    )
-    last_day = (
-        frame[TIME_COLUMN].max().replace(hour=0, minute=0, second=0, microsecond=0)
-    )
-    end = last_day + timedelta(days=1)
-    test_start = end - timedelta(days=test_days)
-    threshold_start = test_start - timedelta(days=threshold_days)
-
-    split = TimeSplit(
-        fit=select_window(frame, TimeWindow(first_day, threshold_start)),
-        threshold=select_window(frame, TimeWindow(threshold_start, test_start)),
-        test=select_window(frame, TimeWindow(test_start, end)),
-        fit_window=TimeWindow(first_day, threshold_start),
-        threshold_window=TimeWindow(threshold_start, test_start),
-        test_window=TimeWindow(test_start, end),
-    )
-    check_split(split, test_days=test_days, threshold_days=threshold_days)
-    return split
-
-
-def check_split(split: TimeSplit, *, test_days: int, threshold_days: int) -> None:
-    """Raise :class:`TrainingError` when a window of ``split`` is unusable."""
-    for name, rows in (
-        ("fit", split.fit),
-        ("threshold", split.threshold),
-        ("test", split.test),
-    ):
-        if rows.height == 0:
-            raise TrainingError(
-                f"the {name} window has no rows (test_days={test_days}, "
-                f"threshold_days={threshold_days}); the data spans "
-                f"{split.fit_window.start.date()} to {split.test_window.end.date()}, "
-                "so lower test_days or threshold_days"
-            )
-    frauds = int(split.fit[LABEL_COLUMN].sum())
-    if frauds == 0 or frauds == split.fit.height:
+    if AMOUNT_COLUMN not in frame.columns:
         raise TrainingError(
-            f"the fit window has {frauds} frauds in {split.fit.height} rows; training "
-            "needs both classes, so generate more data or lower test_days"
+            "column 'amount_minor' is missing; the cost matrix needs each "
+            "transaction's amount, so join it from the raw data (join_amounts)"
+        )
+    dtype = frame.schema[AMOUNT_COLUMN]
+    nulls = frame[AMOUNT_COLUMN].null_count()
+    if not dtype.is_integer() or nulls:
+        raise TrainingError(
+            f"column 'amount_minor' must be integer minor units without nulls, got "
+            f"{dtype} with {nulls} nulls; fix the raw data"
         )
 
 
-def select_window(frame: pl.DataFrame, window: TimeWindow) -> pl.DataFrame:
-    """Return the rows with ``window.start <= timestamp < window.end``, in order."""
-    timestamps = pl.col(TIME_COLUMN)
-    return frame.filter((timestamps >= window.start) & (timestamps < window.end))
+def join_amounts(frame: pl.DataFrame, raw: pl.DataFrame) -> pl.DataFrame:
+    """Return ``frame`` with ``amount_minor`` from ``raw``, joined on transaction_id.
+
+    A frame that already has ``amount_minor`` is returned unchanged.
+
+    Raises:
+        TrainingError: A transaction of ``frame`` is missing from ``raw``.
+    """
+    if AMOUNT_COLUMN in frame.columns:
+        return frame
+    amounts = raw.select("transaction_id", AMOUNT_COLUMN)
+    joined = frame.join(amounts, on="transaction_id", how="left", maintain_order="left")
+    missing = joined[AMOUNT_COLUMN].null_count()
+    if missing:
+        raise TrainingError(
+            f"{missing} transaction(s) of the feature table are not in the raw data; "
+            "rebuild the features from the current raw data"
+        )
+    return joined
 
 
 def feature_matrix(frame: pl.DataFrame, feature_columns: list[str]) -> np.ndarray:
@@ -241,88 +218,94 @@ def feature_matrix(frame: pl.DataFrame, feature_columns: list[str]) -> np.ndarra
     return np.ascontiguousarray(matrix, dtype=np.float64)
 
 
-def label_vector(frame: pl.DataFrame) -> np.ndarray:
-    """Return ``is_fraud`` as an int8 array of 0 and 1."""
-    return frame[LABEL_COLUMN].cast(pl.Int8).to_numpy()
+def label_vector(frame: pl.DataFrame, column: str = LABEL_COLUMN) -> np.ndarray:
+    """Return a 0/1 label column (``is_fraud`` by default) as an int8 array."""
+    return frame[column].cast(pl.Int8).to_numpy()
 
 
-def positive_weight(labels: np.ndarray, *, imbalance: str) -> float:
-    """Return the weight of a fraud row relative to a legitimate one.
+def add_sample_draws(frame: pl.DataFrame, *, seed: int) -> pl.DataFrame:
+    """Add one seeded uniform draw per row that decides its down-sampling.
 
-    Args:
-        labels: 0/1 labels of the fit window.
-        imbalance: ``balanced`` gives negatives/positives, ``sqrt`` its square root and
-            ``none`` 1.0.
+    Drawing once for the whole table makes every training set keep the same
+    legitimate rows wherever their windows overlap.
     """
-    positives = int(labels.sum())
-    ratio = (labels.size - positives) / max(positives, 1)
-    weights = {"balanced": ratio, "sqrt": math.sqrt(ratio), "none": 1.0}
-    if imbalance not in weights:
+    draws = np.random.default_rng(seed).random(frame.height)
+    return frame.with_columns(pl.Series(SAMPLE_DRAW_COLUMN, draws))
+
+
+def sample_training_rows(rows: pl.DataFrame, *, rate: float) -> pl.DataFrame:
+    """Keep every delay-aware fraud and the legitimate rows whose draw is below rate."""
+    return rows.filter(
+        (pl.col(TARGET_COLUMN) == 1) | (pl.col(SAMPLE_DRAW_COLUMN) < rate)
+    )
+
+
+def check_classes(rows: pl.DataFrame, *, name: str, column: str) -> None:
+    """Raise :class:`TrainingError` unless ``rows[column]`` holds both classes."""
+    frauds = int(rows[column].cast(pl.Int64).sum())
+    if frauds == 0 or frauds == rows.height:
         raise TrainingError(
-            f"imbalance={imbalance!r} is not one of {sorted(weights)}; fix params.yaml"
+            f"the {name} has {frauds} frauds in {rows.height} rows; it needs both "
+            "classes, so generate more data, move train.cutoff or widen "
+            "train.fold_days"
         )
-    return float(weights[imbalance])
 
 
-def fit_booster(
-    matrix: np.ndarray, labels: np.ndarray, *, params: TrainParams
-) -> xgb.Booster | lgb.Booster:
-    """Fit the gradient-boosted trees that ``params.model`` names.
+def build_fold_data(
+    frame: pl.DataFrame,
+    fold: Fold,
+    *,
+    plan: WindowPlan,
+    feature_columns: list[str],
+    sample_rate: float,
+) -> tuple[FoldData, dict[str, int]]:
+    """Return the model inputs of one fold and its row counts.
 
-    Both libraries run on ``MODEL_THREADS`` threads with a fixed seed, so the same data
-    and parameters give identical predictions.
+    The training rows are labelled as known at the validation window's start and
+    down-sampled; the validation rows are labelled as known at the main cutoff.
     """
-    weight = positive_weight(labels, imbalance=params.imbalance)
-    if params.model == "xgboost":
-        return fit_xgboost(matrix, labels, params=params, scale_pos_weight=weight)
-    return fit_lightgbm(matrix, labels, params=params, scale_pos_weight=weight)
-
-
-def fit_xgboost(
-    matrix: np.ndarray,
-    labels: np.ndarray,
-    *,
-    params: TrainParams,
-    scale_pos_weight: float,
-) -> xgb.Booster:
-    """Fit an XGBoost binary classifier with the hist tree method."""
-    booster_params = {
-        "objective": "binary:logistic",
-        "eval_metric": "aucpr",
-        "tree_method": "hist",
-        "max_depth": params.max_depth,
-        "learning_rate": params.learning_rate,
-        "scale_pos_weight": scale_pos_weight,
-        "nthread": MODEL_THREADS,
-        "seed": params.seed,
-        "verbosity": 0,
+    train = delay_aware_rows(
+        frame, fold.train, known_at=fold.validation.start, maturity=plan.maturity
+    )
+    sampled = sample_training_rows(train, rate=sample_rate)
+    validation = delay_aware_rows(
+        frame, fold.validation, known_at=plan.cutoff, maturity=plan.maturity
+    )
+    check_classes(
+        sampled, name=f"training set of fold {fold.index}", column=TARGET_COLUMN
+    )
+    check_classes(
+        validation, name=f"validation window of fold {fold.index}", column=TARGET_COLUMN
+    )
+    data = FoldData(
+        index=fold.index,
+        train_matrix=feature_matrix(sampled, feature_columns),
+        train_labels=label_vector(sampled, TARGET_COLUMN),
+        validation_matrix=feature_matrix(validation, feature_columns),
+        validation_labels=label_vector(validation, TARGET_COLUMN),
+    )
+    period = select_window(frame, fold.train)
+    counts = {
+        "train_rows": train.height,
+        "train_left_out_rows": period.height - train.height,
+        "train_unlabelled_frauds": label_counts(train)["unlabelled_frauds"],
+        "train_sampled_rows": sampled.height,
+        "train_frauds": int(data.train_labels.sum()),
+        "validation_rows": validation.height,
+        "validation_frauds": int(data.validation_labels.sum()),
     }
-    train_data = xgb.DMatrix(matrix, label=labels, nthread=MODEL_THREADS)
-    return xgb.train(booster_params, train_data, num_boost_round=params.n_estimators)
+    return data, counts
 
 
-def fit_lightgbm(
-    matrix: np.ndarray,
-    labels: np.ndarray,
-    *,
-    params: TrainParams,
-    scale_pos_weight: float,
-) -> lgb.Booster:
-    """Fit a LightGBM binary classifier in its deterministic mode."""
-    booster_params = {
-        "objective": "binary",
-        "max_depth": params.max_depth,
-        "num_leaves": min(2**params.max_depth - 1, 255),
-        "learning_rate": params.learning_rate,
-        "scale_pos_weight": scale_pos_weight,
-        "num_threads": MODEL_THREADS,
-        "seed": params.seed,
-        "deterministic": True,
-        "force_row_wise": True,
-        "verbosity": -1,
-    }
-    train_data = lgb.Dataset(matrix, label=labels, params={"verbosity": -1})
-    return lgb.train(booster_params, train_data, num_boost_round=params.n_estimators)
+def choose_candidate(studies: dict[str, StudyResult]) -> StudyResult:
+    """Return the study with the highest mean validation AP; ties go to the first."""
+    best: StudyResult | None = None
+    for study in studies.values():
+        if best is None or study.best_value > best.best_value:
+            best = study
+    if best is None:
+        raise TrainingError("train.models is empty; name at least one model family")
+    return best
 
 
 def choose_thresholds(
@@ -353,7 +336,19 @@ def choose_thresholds(
     ordered = scores[order].astype(np.float64)
     alerts = max(1, math.ceil(review_alert_rate * scores.size))
     review = float(ordered[alerts - 1])
+    decline = decline_threshold(scores, labels, decline_precision=decline_precision)
+    return {"review": review, "decline": max(decline, review)}
 
+
+def decline_threshold(
+    scores: np.ndarray, labels: np.ndarray, *, decline_precision: float
+) -> float:
+    """Return the lowest score whose precision reaches ``decline_precision``.
+
+    Recall at that precision is then highest. Returns 1.0 when no score reaches it.
+    """
+    order = np.argsort(-scores, kind="stable")
+    ordered = scores[order].astype(np.float64)
     true_positives = np.cumsum(labels[order])
     precision = true_positives / np.arange(1, scores.size + 1)
     # Only the last row of a run of equal scores is a threshold that can be applied.
@@ -365,21 +360,106 @@ def choose_thresholds(
             decline_precision,
             scores.size,
         )
-        decline = 1.0
-    else:
-        decline = float(ordered[reaching[-1]])
+        return 1.0
+    return float(ordered[reaching[-1]])
+
+
+def review_threshold_by_cost(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    amounts: np.ndarray,
+    *,
+    cost: CostParams,
+) -> float:
+    """Return the review threshold with the lowest expected cost on the given rows.
+
+    Alerting a row costs ``false_alarm_minor`` when it is legitimate and
+    ``caught_fraud_minor`` when it is fraud; a fraud left unalerted costs
+    ``missed_fraud_share`` of its amount. Only thresholds that can be applied count:
+    equal scores are alerted together. Of equal costs, the higher threshold wins.
+
+    Args:
+        scores: Calibrated fraud probabilities, shape (rows,).
+        labels: 0/1 labels, shape (rows,).
+        amounts: Amounts in minor units, shape (rows,).
+
+    Returns:
+        The threshold; 1.0 when alerting nothing costs least.
+    """
+    order = np.argsort(-scores, kind="stable")
+    ordered = scores[order].astype(np.float64)
+    frauds = labels[order].astype(np.float64)
+    losses = frauds * amounts[order] * cost.missed_fraud_share
+    alert_costs = np.where(frauds == 1, cost.caught_fraud_minor, cost.false_alarm_minor)
+    # Cost of alerting the top i + 1 rows: their alert costs plus every loss below.
+    totals = np.cumsum(alert_costs) + (losses.sum() - np.cumsum(losses))
+    last_of_value = np.append(ordered[1:] != ordered[:-1], True)
+    candidates = np.flatnonzero(last_of_value)
+    if candidates.size == 0:
+        return 1.0
+    best = candidates[np.argmin(totals[candidates])]
+    if totals[best] >= losses.sum():
+        return 1.0
+    return float(ordered[best])
+
+
+def operating_thresholds(
+    scores: np.ndarray,
+    labels: np.ndarray,
+    amounts: np.ndarray,
+    *,
+    params: TrainParams,
+) -> dict[str, float]:
+    """Choose the review and decline thresholds on calibrated validation scores.
+
+    The review threshold minimises the expected cost (``threshold_rule: cost``) or
+    alerts ``review_alert_rate`` of the rows (``alert_rate``). The decline threshold
+    is the lowest score whose precision reaches ``decline_precision``, never below
+    the review threshold.
+    """
+    if params.threshold_rule == "alert_rate":
+        return choose_thresholds(
+            scores,
+            labels,
+            review_alert_rate=params.review_alert_rate,
+            decline_precision=params.decline_precision,
+        )
+    review = review_threshold_by_cost(scores, labels, amounts, cost=params.cost)
+    decline = decline_threshold(
+        scores, labels, decline_precision=params.decline_precision
+    )
     return {"review": review, "decline": max(decline, review)}
+
+
+def expected_cost(
+    labels: np.ndarray,
+    alerted: np.ndarray,
+    amounts: np.ndarray,
+    *,
+    cost: CostParams,
+) -> float:
+    """Return the total cost in minor units of alerting the rows in ``alerted``."""
+    fraud = labels == 1
+    return float(
+        cost.false_alarm_minor * np.sum(alerted & ~fraud)
+        + cost.caught_fraud_minor * np.sum(alerted & fraud)
+        + cost.missed_fraud_share * np.sum(amounts[fraud & ~alerted])
+    )
 
 
 @dataclass(frozen=True)
 class TrainedModel:
     """A fitted booster with the metadata that scoring it needs.
 
+    Scores are calibrated fraud probabilities when ``meta`` contains a calibrator;
+    margins and SHAP contributions explain the booster's raw log-odds, which the
+    calibrator maps to the probability by an increasing function.
+
     Attributes:
         flavour: ``xgboost`` or ``lightgbm``.
         booster: The library's native booster.
         feature_columns: Input columns in the order the booster expects.
-        thresholds: ``{"review": float, "decline": float}`` fraud-score thresholds.
+        thresholds: ``{"review": float, "decline": float}`` probability thresholds.
         meta: The full content of ``model_meta.json``.
     """
 
@@ -411,12 +491,24 @@ class TrainedModel:
             )
         return matrix
 
+    @cached_property
+    def calibrator(self) -> Calibrator | None:
+        """The calibrator stored in ``meta``, or None for an uncalibrated model."""
+        stored = self.meta.get("calibration")
+        return None if stored is None else Calibrator.from_json(stored)
+
     def predict_proba(self, features: pl.DataFrame | np.ndarray) -> np.ndarray:
-        """Return the fraud score of each row, shape (rows,), in [0, 1]."""
-        matrix = self.as_matrix(features)
-        if self.flavour == "xgboost":
-            return np.asarray(self.booster.inplace_predict(matrix))
-        return np.asarray(self.booster.predict(matrix))
+        """Return the calibrated fraud probability of each row, shape (rows,).
+
+        An uncalibrated model returns its raw scores.
+        """
+        if self.calibrator is None:
+            return self.predict_raw(features)
+        return self.calibrator.apply(self.predict_margin(features))
+
+    def predict_raw(self, features: pl.DataFrame | np.ndarray) -> np.ndarray:
+        """Return the booster's uncalibrated score of each row, shape (rows,)."""
+        return raw_scores(self.booster, self.as_matrix(features))
 
     def predict_margin(self, features: pl.DataFrame | np.ndarray) -> np.ndarray:
         """Return the raw log-odds score of each row, shape (rows,)."""
@@ -510,10 +602,28 @@ def load_model(folder: Path) -> TrainedModel:
 
 @dataclass(frozen=True)
 class TrainingResult:
-    """The trained model and the training metrics for ``train.json``."""
+    """The trained model, the training metrics and the records saved beside them.
+
+    Attributes:
+        model: The calibrated candidate with its thresholds.
+        metrics: Content of ``train.json``.
+        tuning: Every Optuna trial of every family, for ``tuning.json``.
+        references: The reference models, for ``references.json``.
+    """
 
     model: TrainedModel
     metrics: dict[str, Any]
+    tuning: dict[str, Any]
+    references: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class CalibrationFit:
+    """The calibrator and thresholds fitted on the newest fold's validation window."""
+
+    calibrator: Calibrator
+    thresholds: dict[str, float]
+    metrics: dict[str, float]
 
 
 def train_model(
@@ -523,107 +633,263 @@ def train_model(
     params: TrainParams,
     data_fingerprint: str,
 ) -> TrainingResult:
-    """Split by time, fit the booster, and choose thresholds on the threshold window.
+    """Tune on prequential folds, then fit and calibrate the candidate.
+
+    The candidate is the best family fitted with its best hyperparameters on the
+    newest fold's training rows; its scores on that fold's validation window fit the
+    calibrator and choose the thresholds. The logistic-regression reference is fitted
+    on the same rows.
 
     Args:
-        frame: The feature table; see :func:`check_feature_table`.
+        frame: The feature table with ``amount_minor``; see
+            :func:`check_feature_table` and :func:`check_amounts`.
         feature_columns: Model inputs, in the order the model receives them.
         params: Training parameters.
         data_fingerprint: SHA-256 of the feature table file, stored in the metadata.
+
+    Raises:
+        TrainingError: The table, a window or a class is missing.
+        cardfraud.splits.SplitError: A window does not fit the data.
     """
     check_feature_table(frame, feature_columns=feature_columns)
-    split = split_by_time(
-        frame, test_days=params.test_days, threshold_days=params.threshold_days
+    check_amounts(frame)
+    plan = plan_windows(
+        frame,
+        cutoff=None if params.cutoff is None else cutoff_instant(params),
+        test_days=params.test_days,
+        maturity_days=params.maturity_days,
+        burn_in_days=params.burn_in_days,
+        folds=params.folds,
+        fold_days=params.fold_days,
     )
-    fit_labels = label_vector(split.fit)
-    booster = fit_booster(
-        feature_matrix(split.fit, feature_columns), fit_labels, params=params
-    )
-    untuned = TrainedModel(params.model, booster, feature_columns, {}, {})
+    frame = add_sample_draws(frame, seed=params.seed)
+    fold_inputs = [
+        build_fold_data(
+            frame,
+            fold,
+            plan=plan,
+            feature_columns=feature_columns,
+            sample_rate=params.negative_sample_rate,
+        )
+        for fold in plan.folds
+    ]
+    folds = [data for data, _ in fold_inputs]
 
-    threshold_labels = label_vector(split.threshold)
-    threshold_scores = untuned.predict_proba(split.threshold)
-    thresholds = choose_thresholds(
-        threshold_scores,
-        threshold_labels,
-        review_alert_rate=params.review_alert_rate,
-        decline_precision=params.decline_precision,
+    studies = {
+        family: tune_family(
+            family,
+            folds,
+            trials=params.trials,
+            max_estimators=params.max_estimators,
+            imbalance=params.imbalance,
+            seed=params.seed,
+        )
+        for family in params.models
+    }
+    reference_scores = reference_fold_scores(
+        folds,
+        rules=params.baseline_rules,
+        feature_columns=feature_columns,
+        imbalance=params.imbalance,
     )
+    best = choose_candidate(studies)
+    newest = folds[0]
+    booster = fit_family(
+        best.family,
+        best.best_params,
+        newest.train_matrix,
+        newest.train_labels,
+        imbalance=params.imbalance,
+        seed=params.seed,
+    )
+    calibration = calibrate_on_validation(
+        booster, newest, validation_amounts(frame, plan), params=params
+    )
+    logistic = fit_logistic(
+        newest.train_matrix, newest.train_labels, imbalance=params.imbalance
+    )
+
     meta = build_meta(
-        split,
+        plan,
         feature_columns=feature_columns,
         params=params,
-        thresholds=thresholds,
+        candidate=best,
+        calibrator=calibration.calibrator,
+        thresholds=calibration.thresholds,
         data_fingerprint=data_fingerprint,
     )
-    model = TrainedModel(params.model, booster, feature_columns, thresholds, meta)
+    model = TrainedModel(
+        best.family, booster, feature_columns, calibration.thresholds, meta
+    )
     metrics = training_metrics(
-        split, threshold_scores=threshold_scores, thresholds=thresholds
+        frame,
+        plan,
+        fold_counts=[counts for _, counts in fold_inputs],
+        studies=studies,
+        reference_scores=reference_scores,
+        candidate=best,
+        calibration=calibration,
     )
     logger.info(
-        "trained %s on %d rows (%d frauds); thresholds %s",
-        params.model,
-        split.fit.height,
-        int(fit_labels.sum()),
-        thresholds,
+        "candidate %s (mean validation AP %.4f) fitted on %d rows (%d frauds); "
+        "thresholds %s",
+        best.family,
+        best.best_value,
+        newest.train_labels.size,
+        int(newest.train_labels.sum()),
+        calibration.thresholds,
     )
-    return TrainingResult(model=model, metrics=metrics)
+    return TrainingResult(
+        model=model,
+        metrics=metrics,
+        tuning={
+            "trials": [
+                trial.to_json() for study in studies.values() for trial in study.trials
+            ]
+        },
+        references={
+            "rule_baseline": {"rules": dict(sorted(params.baseline_rules.items()))},
+            "logistic_regression": logistic.to_json(),
+            "feature_columns": list(feature_columns),
+        },
+    )
+
+
+def cutoff_instant(params: TrainParams) -> datetime:
+    """Return ``params.cutoff`` as UTC midnight."""
+    day = params.cutoff
+    return datetime(day.year, day.month, day.day, tzinfo=UTC)
+
+
+def validation_amounts(frame: pl.DataFrame, plan: WindowPlan) -> np.ndarray:
+    """Return ``amount_minor`` of the newest fold's validation rows, in row order."""
+    rows = delay_aware_rows(
+        frame, plan.folds[0].validation, known_at=plan.cutoff, maturity=plan.maturity
+    )
+    return rows[AMOUNT_COLUMN].to_numpy()
+
+
+def calibrate_on_validation(
+    booster: Any, fold: FoldData, amounts: np.ndarray, *, params: TrainParams
+) -> CalibrationFit:
+    """Fit the calibrator and choose thresholds on a fold's validation rows.
+
+    Args:
+        booster: The model fitted on the fold's training rows.
+        fold: The fold; its validation rows are out of time for ``booster``.
+        amounts: Amounts in minor units of the validation rows.
+        params: Calibration method, threshold rule and cost matrix.
+    """
+    labels = fold.validation_labels
+    raw = raw_scores(booster, fold.validation_matrix)
+    margins = margin_scores(booster, fold.validation_matrix)
+    calibrator = fit_calibrator(margins, labels, method=params.calibration)
+    calibrated = calibrator.apply(margins)
+    thresholds = operating_thresholds(calibrated, labels, amounts, params=params)
+
+    alerted = calibrated >= thresholds["review"]
+    declined = calibrated >= thresholds["decline"]
+    frauds = int(labels.sum())
+    metrics = {
+        "rows": int(labels.size),
+        "frauds": frauds,
+        "average_precision": float(average_precision_score(labels, calibrated)),
+        "brier_raw": float(brier_score_loss(labels, raw)),
+        "brier_calibrated": float(brier_score_loss(labels, calibrated)),
+        "alert_rate": float(alerted.mean()),
+        "recall_at_review": safe_ratio(labels[alerted].sum(), frauds),
+        "precision_at_review": safe_ratio(labels[alerted].sum(), alerted.sum()),
+        "precision_at_decline": safe_ratio(labels[declined].sum(), declined.sum()),
+        "expected_cost_per_transaction": expected_cost(
+            labels, alerted, amounts, cost=params.cost
+        )
+        / labels.size,
+    }
+    return CalibrationFit(calibrator, thresholds, metrics)
+
+
+def margin_scores(booster: Any, matrix: np.ndarray) -> np.ndarray:
+    """Return a tree model's raw log-odds, shape (rows,)."""
+    if isinstance(booster, xgb.Booster):
+        return np.asarray(
+            booster.inplace_predict(matrix, predict_type="margin"), dtype=np.float64
+        )
+    return np.asarray(booster.predict(matrix, raw_score=True), dtype=np.float64)
 
 
 def build_meta(
-    split: TimeSplit,
+    plan: WindowPlan,
     *,
     feature_columns: list[str],
     params: TrainParams,
+    candidate: StudyResult,
+    calibrator: Calibrator,
     thresholds: dict[str, float],
     data_fingerprint: str,
 ) -> dict[str, Any]:
     """Return the content of ``model_meta.json``, free of wall-clock values."""
-    library = xgb if params.model == "xgboost" else lgb
+    library = xgb if candidate.family == "xgboost" else lgb
+    newest = plan.folds[0]
     return {
-        "flavour": params.model,
+        "flavour": candidate.family,
         "library_version": library.__version__,
-        "model_file": MODEL_FILES[params.model],
+        "model_file": MODEL_FILES[candidate.family],
         "feature_columns": list(feature_columns),
         "windows": {
-            "fit": split.fit_window.to_json(),
-            "threshold": split.threshold_window.to_json(),
-            "test": split.test_window.to_json(),
+            **plan.to_json(),
+            "fit": newest.train.to_json(),
+            "calibration": newest.validation.to_json(),
         },
         "params": params.model_dump(mode="json"),
+        "hyperparameters": candidate.best_params,
+        "validation_average_precision": candidate.best_value,
         "model_threads": MODEL_THREADS,
         "data_fingerprint": data_fingerprint,
+        "calibration": calibrator.to_json(),
         "thresholds": thresholds,
-        "decision_rule": "decline if score >= decline, review if score >= review, "
-        "else approve",
+        "cost": params.cost.model_dump(mode="json"),
+        "decision_rule": "decline if probability >= decline, review if probability "
+        ">= review, else approve",
     }
 
 
 def training_metrics(
-    split: TimeSplit, *, threshold_scores: np.ndarray, thresholds: dict[str, float]
+    frame: pl.DataFrame,
+    plan: WindowPlan,
+    *,
+    fold_counts: list[dict[str, int]],
+    studies: dict[str, StudyResult],
+    reference_scores: dict[str, dict[str, float]],
+    candidate: StudyResult,
+    calibration: CalibrationFit,
 ) -> dict[str, Any]:
-    """Return row counts and threshold-window metrics, rounded to 6 decimals."""
-    labels = label_vector(split.threshold)
-    flagged = threshold_scores >= thresholds["review"]
-    declined = threshold_scores >= thresholds["decline"]
-    frauds = int(labels.sum())
+    """Return the content of ``train.json``, floats rounded to 6 decimals."""
+    test = select_window(frame, plan.test)
+    validation_ap: dict[str, float] = {
+        family: study.best_value for family, study in studies.items()
+    }
+    for name, per_fold in reference_scores.items():
+        validation_ap[name] = float(np.mean(list(per_fold.values())))
+    newest = fold_counts[0]
     metrics: dict[str, Any] = {
-        "fit_rows": split.fit.height,
-        "fit_frauds": int(split.fit[LABEL_COLUMN].sum()),
-        "threshold_rows": split.threshold.height,
-        "threshold_frauds": frauds,
-        "test_rows": split.test.height,
-        "test_frauds": int(split.test[LABEL_COLUMN].sum()),
-        "review_threshold": thresholds["review"],
-        "decline_threshold": thresholds["decline"],
-        "threshold_alert_rate": float(flagged.mean()),
-        "threshold_recall_at_review": safe_ratio(labels[flagged].sum(), frauds),
-        "threshold_precision_at_decline": safe_ratio(
-            labels[declined].sum(), declined.sum()
-        ),
-        "threshold_average_precision": (
-            float(average_precision_score(labels, threshold_scores)) if frauds else 0.0
-        ),
+        "candidate": candidate.family,
+        "cutoff": plan.cutoff.isoformat(),
+        "fit_rows": newest["train_sampled_rows"],
+        "fit_frauds": newest["train_frauds"],
+        "test_rows": test.height,
+        "test_frauds": int(test[LABEL_COLUMN].sum()),
+        "folds": {
+            str(fold.index): counts
+            for fold, counts in zip(plan.folds, fold_counts, strict=True)
+        },
+        "validation_average_precision": validation_ap,
+        "trials": {
+            family: {"total": len(study.trials), "pruned": study.pruned}
+            for family, study in studies.items()
+        },
+        "review_threshold": calibration.thresholds["review"],
+        "decline_threshold": calibration.thresholds["decline"],
+        "calibration_window": calibration.metrics,
     }
     return round_metrics(metrics)
 

@@ -32,7 +32,12 @@ from cardfraud.params import (
 from cardfraud.paths import Workspace
 from cardfraud.schema import CHANNELS, SchemaError, polars_schema
 from cardfraud.stages import build_features, validate_features, validate_raw
-from cardfraud.validation import DataValidationError
+from cardfraud.validation import (
+    FEATURES_SUITE,
+    RAW_SUITE,
+    DataValidationError,
+    load_suite_document,
+)
 
 os.environ.setdefault("FEAST_USAGE", "False")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -81,20 +86,27 @@ def make_transactions(rows: int, *, seed: int) -> pl.DataFrame:
                 t + timedelta(days=2) if f else None
                 for t, f in zip(timestamps, fraud, strict=True)
             ],
-            "fraud_scenario": ["stolen_card" if f else None for f in fraud],
+            "fraud_scenario": ["stolen_card_spree" if f else None for f in fraud],
         }
     )
     return frame.cast(polars_schema())
 
 
-def write_partitions(frame: pl.DataFrame, raw_dir: Path) -> None:
-    """Write one ``dt=YYYY-MM-DD/part-0.parquet`` file per UTC day, rows shuffled."""
+def write_partitions(
+    frame: pl.DataFrame, raw_dir: Path, *, shuffle: bool = False
+) -> None:
+    """Write one ``dt=YYYY-MM-DD/part-0.parquet`` file per UTC day.
+
+    Rows stay in time order, as the raw suite requires, unless ``shuffle`` is set.
+    """
     days = frame.with_columns(_day=pl.col("timestamp").dt.date())
     for (day,), part in days.group_by("_day"):
         folder = raw_dir / f"dt={day.isoformat()}"
         folder.mkdir(parents=True)
-        shuffled = part.drop("_day").sample(fraction=1.0, shuffle=True, seed=1)
-        shuffled.write_parquet(folder / "part-0.parquet")
+        part = part.drop("_day")
+        if shuffle:
+            part = part.sample(fraction=1.0, shuffle=True, seed=1)
+        part.write_parquet(folder / "part-0.parquet")
 
 
 @pytest.fixture(scope="module")
@@ -107,7 +119,7 @@ def built(tmp_path_factory: pytest.TempPathFactory) -> tuple[Workspace, dict]:
 
 def test_read_transactions_sorted_from_partitions(tmp_path: Path) -> None:
     frame = make_transactions(300, seed=4)
-    write_partitions(frame, tmp_path / "raw")
+    write_partitions(frame, tmp_path / "raw", shuffle=True)
     (tmp_path / "raw" / "notes").mkdir()
     loaded = read_transactions(tmp_path / "raw")
     assert loaded.columns == list(polars_schema())
@@ -336,9 +348,11 @@ def test_validate_stages_pass_and_write_reports(built) -> None:
     raw = validate_raw.run(ws, RAW_PARAMS)
     features = validate_features.run(ws, ValidateFeaturesParams(max_null_share=0.0))
     assert raw["failed"] == 0
-    assert raw["expectations"] == 15
+    assert raw["expectations"] == len(load_suite_document(RAW_SUITE)["expectations"])
     assert features["failed"] == 0
-    assert features["expectations"] == 80
+    assert features["expectations"] == len(
+        load_suite_document(FEATURES_SUITE)["expectations"]
+    )
     report = json.loads((ws.validation_dir / "features.json").read_text())
     assert report["success"] is True
 

@@ -6,6 +6,7 @@ started on a free 127.0.0.1 port with a temporary backend.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import socket
@@ -48,7 +49,10 @@ SERVER_START_TIMEOUT_S = 90.0
 def make_feature_table(
     *, rows: int = 2000, days: int = 30, seed: int = 4
 ) -> pl.DataFrame:
-    """Build a small feature table whose fraud label depends on three features."""
+    """Build a small feature table whose fraud label depends on three features.
+
+    Fraud labels arrive one to four days after the transaction.
+    """
     rng = np.random.default_rng(seed)
     start = datetime(2025, 5, 1, tzinfo=UTC)
     offsets = np.sort(rng.integers(0, days * 86_400_000_000, size=rows))
@@ -59,43 +63,64 @@ def make_feature_table(
         "noise": rng.normal(size=rows),
     }
     logit = (
-        -9.0
+        -8.0
         + 1.2 * features["amount_log"]
         + 0.8 * features["velocity"]
         + 2.0 * features["merchant_risk"]
     )
     is_fraud = rng.uniform(size=rows) < 1.0 / (1.0 + np.exp(-logit))
+    timestamps = [start + timedelta(microseconds=int(o)) for o in offsets]
+    delays = rng.uniform(1.0, 4.0, rows)
     return pl.DataFrame(
         {
             "transaction_id": [f"t{i:06d}" for i in range(rows)],
             "card_id": [f"c{i % 53:03d}" for i in range(rows)],
             "merchant_id": [f"m{i % 17:03d}" for i in range(rows)],
-            "timestamp": pl.Series(
-                [start + timedelta(microseconds=int(o)) for o in offsets],
+            "timestamp": pl.Series(timestamps, dtype=pl.Datetime("us", "UTC")),
+            **features,
+            "amount_minor": rng.integers(500, 50_000, rows),
+            "is_fraud": is_fraud,
+            "label_available_at": pl.Series(
+                [
+                    t + timedelta(days=float(d)) if f else None
+                    for t, f, d in zip(timestamps, is_fraud, delays, strict=True)
+                ],
                 dtype=pl.Datetime("us", "UTC"),
             ),
-            **features,
-            "is_fraud": is_fraud,
             "fraud_scenario": ["takeover" if f else None for f in is_fraud],
         }
     )
 
 
 def train_params(**changes: object) -> TrainParams:
-    """Return small, fast training parameters."""
+    """Return small, fast training parameters for 30 days of data."""
     values = {
-        "model": "xgboost",
+        "cutoff": None,
         "test_days": 8,
-        "threshold_days": 6,
-        "n_estimators": 25,
-        "max_depth": 3,
-        "learning_rate": 0.3,
-        "seed": 5,
+        "maturity_days": 3,
+        "burn_in_days": 0,
+        "folds": 1,
+        "fold_days": 6,
+        "models": ["xgboost"],
+        "trials": 2,
+        "max_estimators": 25,
+        "negative_sample_rate": 1.0,
         "review_alert_rate": 0.05,
         "decline_precision": 0.5,
+        "cost": {
+            "false_alarm_minor": 500,
+            "caught_fraud_minor": 500,
+            "missed_fraud_share": 1.0,
+        },
+        "baseline_rules": {"velocity": 4.0},
+        "seed": 5,
     }
     values.update(changes)
     return TrainParams(**values)
+
+
+WEAK = {"max_estimators": 10, "baseline_rules": {"noise": 1.0}}
+MANIFEST = {"rows": 2000, "frauds": 60, "config_hash": "abc123", "package": "test"}
 
 
 def prepare_candidate(
@@ -105,13 +130,15 @@ def prepare_candidate(
     feature_columns: list[str],
     params: TrainParams,
 ) -> None:
-    """Write the feature table, then run the train and evaluate stages in ``ws``."""
+    """Write the feature table and manifest, then run the train and evaluate stages."""
     ws.features_dir.mkdir(parents=True, exist_ok=True)
     table.write_parquet(ws.features_dir / "features.parquet")
     spec = {"feature_columns": feature_columns}
     (ws.features_dir / "feature_spec.json").write_text(json.dumps(spec))
     lineage = {"features": "synthetic", "rows": table.height}
     (ws.features_dir / "lineage.json").write_text(json.dumps(lineage))
+    ws.raw_dir.mkdir(parents=True, exist_ok=True)
+    (ws.raw_dir / "manifest.json").write_text(json.dumps(MANIFEST))
     train_stage.run(ws, params)
     evaluate_stage.run(ws, EvaluateParams(bootstrap_rounds=20, seed=11))
 
@@ -170,7 +197,7 @@ def test_register_promotes_better_and_keeps_worse_as_challenger(
     weak = Workspace(tmp_path / "weak")
     strong = Workspace(tmp_path / "strong")
     prepare_candidate(
-        weak, table, feature_columns=["noise"], params=train_params(n_estimators=2)
+        weak, table, feature_columns=["noise"], params=train_params(**WEAK)
     )
     prepare_candidate(strong, table, feature_columns=FEATURES, params=train_params())
 
@@ -188,6 +215,10 @@ def test_register_promotes_better_and_keeps_worse_as_challenger(
     )
     assert (third["version"], third["alias"]) == ("3", CHALLENGER)
     assert third["previous_champion_version"] == "2"
+    assert "beats the champion's" in (strong.models_dir / "promotion.md").read_text()
+    card = (strong.models_dir / "model_card.md").read_text()
+    assert "Alias: **champion**" in card
+    assert "Average precision (AUC-PR)" in card
     assert json.loads(weak.registration_file.read_text()) == third
 
     client = make_client(sqlite_uri)
@@ -208,10 +239,31 @@ def test_registered_run_has_lineage_and_metadata(
     client = make_client(sqlite_uri)
     run = client.get_run(report["run_id"])
     artifacts = {item.path for item in client.list_artifacts(report["run_id"])}
+    reports = {item.path for item in client.list_artifacts(report["run_id"], "reports")}
+    plots = {item.path for item in client.list_artifacts(report["run_id"], "plots")}
     meta = json.loads((ws.candidate_dir / "model_meta.json").read_text())
+    manifest_hash = hashlib.sha256((ws.raw_dir / "manifest.json").read_bytes())
     assert {"lineage.json", "model_meta.json", "feature_columns.json"} <= artifacts
-    assert run.data.params["max_depth"] == "3"
+    assert {"reports/model_card.md", "reports/promotion.md"} <= reports
+    assert "plots/reliability_calibrated.csv" in plots
+    assert run.data.params["hyper_max_depth"] == str(
+        meta["hyperparameters"]["max_depth"]
+    )
+    assert run.data.params["cost_false_alarm_minor"] == "500"
     assert run.data.tags["data_fingerprint"] == meta["data_fingerprint"]
+    assert run.data.tags["data_manifest_sha256"] == manifest_hash.hexdigest()
+    assert run.data.tags["data_config_hash"] == "abc123"
+    assert run.data.tags["git_commit"]
+    trials = client.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{report['run_id']}'",
+    )
+    assert len(trials) == 2
+    assert {trial.data.tags["trial_state"] for trial in trials} <= {
+        "COMPLETE",
+        "PRUNED",
+    }
+    assert all("fold_1_average_precision" in t.data.metrics for t in trials)
     assert run.data.metrics["test_average_precision_value"] == pytest.approx(
         report["candidate_average_precision"]
     )
@@ -226,7 +278,7 @@ def test_moving_alias_moves_loaded_champion(
     weak = Workspace(tmp_path / "weak")
     strong = Workspace(tmp_path / "strong")
     prepare_candidate(
-        weak, table, feature_columns=["noise"], params=train_params(n_estimators=2)
+        weak, table, feature_columns=["noise"], params=train_params(**WEAK)
     )
     prepare_candidate(strong, table, feature_columns=FEATURES, params=train_params())
     register_stage.run(weak, registry_params)
@@ -279,7 +331,13 @@ def test_register_same_model_twice_keeps_champion(
     register_stage.run(ws, registry_params)
     again = register_stage.run(ws, registry_params)
 
+    client = make_client(sqlite_uri)
+    assert str(client.get_model_version_by_alias(MODEL_NAME, CHAMPION).version) == "1"
+    assert str(client.get_model_version_by_alias(MODEL_NAME, CHALLENGER).version) == "2"
     assert again["alias"] == CHALLENGER
+    promotion = (ws.models_dir / "promotion.md").read_text()
+    assert "Decision: **challenger**" in promotion
+    assert "does not beat the champion" in promotion
     assert (
         again["previous_champion_average_precision"]
         == again["candidate_average_precision"]
@@ -294,7 +352,7 @@ def test_lightgbm_model_registers_and_loads(
     tmp_path: Path, table: pl.DataFrame, sqlite_uri: str
 ) -> None:
     ws = Workspace(tmp_path / "ws")
-    params = train_params(model="lightgbm")
+    params = train_params(models=["lightgbm"])
     prepare_candidate(ws, table, feature_columns=FEATURES, params=params)
 
     register_stage.run(ws, RegisterParams(model_name=MODEL_NAME, promotion_margin=0.0))

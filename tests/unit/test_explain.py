@@ -59,6 +59,7 @@ def make_feature_table(
                 dtype=pl.Datetime("us", "UTC"),
             ),
             **features,
+            "amount_minor": rng.integers(500, 50_000, rows),
             "is_fraud": is_fraud,
             "fraud_scenario": [
                 s if f else None for s, f in zip(scenario, is_fraud, strict=True)
@@ -68,15 +69,24 @@ def make_feature_table(
 
 
 TRAIN_PARAMS = TrainParams(
-    model="xgboost",
+    cutoff=None,
     test_days=8,
-    threshold_days=6,
-    n_estimators=25,
-    max_depth=3,
-    learning_rate=0.3,
-    seed=3,
+    maturity_days=2,
+    folds=1,
+    fold_days=6,
+    models=["xgboost"],
+    trials=2,
+    max_estimators=25,
+    negative_sample_rate=1.0,
     review_alert_rate=0.05,
     decline_precision=0.5,
+    cost={
+        "false_alarm_minor": 500,
+        "caught_fraud_minor": 500,
+        "missed_fraud_share": 1.0,
+    },
+    baseline_rules={"velocity": 4.0},
+    seed=3,
 )
 
 
@@ -104,7 +114,7 @@ def workspace(
 
 @pytest.mark.parametrize("flavour", ["xgboost", "lightgbm"])
 def test_contributions_add_up_to_margin(table: pl.DataFrame, flavour: str) -> None:
-    params = TRAIN_PARAMS.model_copy(update={"model": flavour})
+    params = TRAIN_PARAMS.model_copy(update={"models": [flavour]})
     model = train_model(
         table, feature_columns=FEATURES, params=params, data_fingerprint="x"
     ).model

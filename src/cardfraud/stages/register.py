@@ -1,24 +1,35 @@
-"""Stage register: log the candidate to MLflow, register it and set its alias."""
+"""Stage register: log the candidate to MLflow, register it and set its alias.
+
+Besides ``registration.json`` it writes ``promotion.md``, which says why the candidate
+became champion or challenger, and ``model_card.md``, the model card of the registered
+version. Both are also logged to the candidate's MLflow run.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 from cardfraud.evaluation import average_precision
+from cardfraud.model_card import build_model_card, build_promotion_report
 from cardfraud.params import RegisterParams
 from cardfraud.paths import Workspace
 from cardfraud.registry import (
     CHAMPION,
+    COMPARED_METRIC,
     ChampionModel,
+    RunRecords,
     decide_promotion,
     find_alias_version,
     flatten_metrics,
     load_champion,
     log_candidate,
+    log_run_files,
     make_client,
     register_candidate,
     set_alias,
@@ -28,6 +39,7 @@ from cardfraud.stages.evaluate import METRICS_FILE as EVALUATE_FILE
 from cardfraud.stages.train import FEATURES_FILE
 from cardfraud.stages.train import METRICS_FILE as TRAIN_FILE
 from cardfraud.training import (
+    TUNING_FILE,
     TimeWindow,
     label_vector,
     load_model,
@@ -37,6 +49,9 @@ from cardfraud.training import (
 logger = logging.getLogger(__name__)
 
 LINEAGE_FILE = "lineage.json"
+MANIFEST_FILE = "manifest.json"
+PROMOTION_FILE = "promotion.md"
+MODEL_CARD_FILE = "model_card.md"
 
 
 def run(ws: Workspace, params: RegisterParams) -> dict[str, Any]:
@@ -71,15 +86,24 @@ def run(ws: Workspace, params: RegisterParams) -> dict[str, Any]:
         )
         champion_score = score_on_rows(champion, test, fallback=champion_stored)
 
-    metrics = flatten_metrics(
-        {"train": read_json(ws.metrics_dir / TRAIN_FILE), "test": evaluation}
+    training = read_json(ws.metrics_dir / TRAIN_FILE)
+    manifest_path = ws.raw_dir / MANIFEST_FILE
+    manifest = read_json(manifest_path) if manifest_path.is_file() else None
+    records = RunRecords(
+        metrics=flatten_metrics({"train": training, "test": evaluation}),
+        lineage_path=ws.features_dir / LINEAGE_FILE,
+        tags=manifest_tags(manifest_path, manifest),
+        trials=read_trials(ws.candidate_dir / TUNING_FILE),
+        artifacts={
+            "plots": sorted(ws.plots_dir.glob("*.csv")),
+            "metrics": [ws.metrics_dir / TRAIN_FILE, ws.metrics_dir / EVALUATE_FILE],
+        },
     )
     candidate = log_candidate(
         model,
         tracking_uri=tracking_uri,
         experiment_name=params.model_name,
-        metrics=metrics,
-        lineage_path=ws.features_dir / LINEAGE_FILE,
+        records=records,
         artifact_location=default_artifact_location(ws, tracking_uri),
     )
     version = register_candidate(
@@ -110,12 +134,65 @@ def run(ws: Workspace, params: RegisterParams) -> dict[str, Any]:
         ),
         "previous_champion_average_precision": rounded(champion_score),
         "previous_champion_stored_average_precision": rounded(champion_stored),
+        "promotion_margin": params.promotion_margin,
+        "compared_metric": COMPARED_METRIC,
+        "test_window": model.meta["windows"]["test"],
     }
-    ws.registration_file.parent.mkdir(parents=True, exist_ok=True)
-    report_text = json.dumps(report, indent=2, sort_keys=True) + "\n"
-    ws.registration_file.write_text(report_text, encoding="utf-8")
+    written = write_reports(
+        ws,
+        report,
+        card=build_model_card(
+            registration=report,
+            meta=model.meta,
+            training=training,
+            evaluation=evaluation,
+            manifest=manifest,
+        ),
+    )
+    log_run_files(
+        tracking_uri=tracking_uri,
+        run_id=candidate.run_id,
+        paths=written,
+        artifact_path="reports",
+    )
     logger.info("version %s is %s: %s", version, decision.alias, decision.reason)
     return report
+
+
+def write_reports(ws: Workspace, report: dict[str, Any], *, card: str) -> list[Path]:
+    """Write registration.json, promotion.md and model_card.md under models/.
+
+    Returns:
+        The paths written.
+    """
+    folder = ws.registration_file.parent
+    folder.mkdir(parents=True, exist_ok=True)
+    report_text = json.dumps(report, indent=2, sort_keys=True) + "\n"
+    ws.registration_file.write_text(report_text, encoding="utf-8")
+    promotion = folder / PROMOTION_FILE
+    promotion.write_text(build_promotion_report(report), encoding="utf-8")
+    model_card = folder / MODEL_CARD_FILE
+    model_card.write_text(card, encoding="utf-8")
+    return [ws.registration_file, promotion, model_card]
+
+
+def manifest_tags(path: Path, manifest: dict[str, Any] | None) -> dict[str, str]:
+    """Return the data manifest's SHA-256 and generator config hash as run tags."""
+    if manifest is None:
+        logger.warning("%s not found; the run has no data manifest tags", path)
+        return {}
+    tags = {"data_manifest_sha256": hashlib.sha256(path.read_bytes()).hexdigest()}
+    if manifest.get("config_hash"):
+        tags["data_config_hash"] = str(manifest["config_hash"])
+    return tags
+
+
+def read_trials(path: Path) -> list[dict[str, Any]]:
+    """Return the Optuna trials recorded by the train stage; empty when absent."""
+    if not path.is_file():
+        logger.warning("%s not found; no trial runs are logged", path)
+        return []
+    return list(read_json(path).get("trials", []))
 
 
 def score_on_rows(
