@@ -46,8 +46,10 @@ test: setup  ## Run the test suite (the slow statistical suite excluded).
 test-all: setup  ## Run every test, including the slow full-size statistical suite.
 	$(RUN) pytest
 
-serve: setup  ## Serve the MLflow champion on 127.0.0.1:$(PORT) (POST /score).
-	$(RUN) cardfraud serve --port $(PORT)
+WORKERS ?= 2
+
+serve: setup  ## Serve the champion on 127.0.0.1:$(PORT) with $(WORKERS) workers (README "Scoring service").
+	$(RUN) cardfraud serve --port $(PORT) --workers $(WORKERS)
 
 site: setup  ## Build the report site into _site/ (quarto where installed, else nbconvert).
 	$(RUN) cardfraud site build --out _site

@@ -293,14 +293,31 @@ def bench(params: ParamsOption = None) -> None:
 
 @app.command()
 def serve(
-    port: Annotated[int, typer.Option(help="TCP port on 127.0.0.1.")] = 3000,
+    port: Annotated[
+        int | None, typer.Option(help="TCP port; default 3000, 8080 with --sagemaker.")
+    ] = None,
     workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
-    host: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+    host: Annotated[
+        str | None,
+        typer.Option(
+            help="Address to listen on; default 127.0.0.1, 0.0.0.0 with --sagemaker."
+        ),
+    ] = None,
+    sagemaker: Annotated[
+        bool,
+        typer.Option(
+            "--sagemaker",
+            help="Serve the SageMaker container contract: 0.0.0.0:8080, GET /ping, "
+            "POST /invocations, explanations authorised by the endpoint's IAM.",
+        ),
+    ] = False,
 ) -> None:
-    """Serve the MLflow champion with BentoML (POST /score).
+    """Serve the champion with BentoML: /score, /explanations, /invocations.
 
-    The settings and the champion are checked first, so a missing champion or an
-    invalid params.yaml stops here with one message instead of workers that restart.
+    The settings and the model are checked first, so a missing champion or an
+    invalid parameters file stops here with one message instead of workers that
+    restart. The alias is resolved once here and the version number passed to every
+    worker (CARDFRAUD_MODEL_VERSION), so all workers serve the same version.
     """
     from cardfraud.params import ParamsError
     from cardfraud.registry import find_alias_version, make_client
@@ -308,23 +325,33 @@ def serve(
 
     try:
         settings = ServiceSettings.from_environment()
-    except ParamsError as error:
+    except (ParamsError, ValueError) as error:
         raise _fail(str(error)) from None
-    client = make_client(settings.tracking_uri)
-    version = find_alias_version(
-        client, model_name=settings.model_name, alias=settings.model_alias
-    )
-    if version is None:
-        raise _fail(
-            f"model {settings.model_name!r} has no alias {settings.model_alias!r} in "
-            f"{settings.tracking_uri}; run `make pipeline` first"
+    if settings.model_dir is not None:
+        if not (settings.model_dir / "serving.json").is_file():
+            raise _fail(
+                f"CARDFRAUD_MODEL_DIR={settings.model_dir} has no serving.json; "
+                "build it with bento/package_model.py"
+            )
+        logger.info("serving the packaged model in %s", settings.model_dir)
+    elif settings.model_version is None:
+        client = make_client(settings.tracking_uri)
+        version = find_alias_version(
+            client, model_name=settings.model_name, alias=settings.model_alias
         )
-    logger.info(
-        "champion check: %s version %s has alias %s",
-        settings.model_name,
-        version.version,
-        settings.model_alias,
-    )
+        if version is None:
+            raise _fail(
+                f"model {settings.model_name!r} has no alias "
+                f"{settings.model_alias!r} in {settings.tracking_uri}; run "
+                "`make pipeline` first"
+            )
+        os.environ["CARDFRAUD_MODEL_VERSION"] = str(version.version)
+        logger.info(
+            "alias %s of %s points to version %s; every worker serves it",
+            settings.model_alias,
+            settings.model_name,
+            version.version,
+        )
 
     bentoml = shutil.which("bentoml") or str(Path(sys.executable).with_name("bentoml"))
     root = project_root()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import timedelta
 from pathlib import Path
 
@@ -10,21 +11,29 @@ import pytest
 from cardfraud.data import read_transactions
 from cardfraud.online import CARD_STATE_VIEW
 from cardfraud.params import load_params
-from cardfraud.paths import Workspace
+from cardfraud.paths import Workspace, project_root
 from cardfraud.serving import ScoringCore, ServiceSettings
+from tests.service.conftest import free_port
 
 
 @pytest.fixture(scope="module")
-def core(smoke_workspace: Workspace, smoke_params_path: Path) -> ScoringCore:
+def core(
+    smoke_workspace: Workspace, smoke_params_path: Path, tmp_path_factory
+) -> Iterator[ScoringCore]:
     params = load_params(smoke_params_path)
+    folder = tmp_path_factory.mktemp("core")
     settings = ServiceSettings(
         workspace=smoke_workspace,
         model_name=params.registry.model_name,
         model_alias="champion",
         tracking_uri=smoke_workspace.tracking_uri(),
         features=params.features,
+        audit_db=folder / "audit.db",
+        lock_file=folder / "online.lock",
     )
-    return ScoringCore.from_settings(settings)
+    scoring = ScoringCore.from_settings(settings)
+    yield scoring
+    scoring.close()
 
 
 @pytest.fixture(scope="module")
@@ -58,7 +67,7 @@ def test_score_appends_to_card_state(core: ScoringCore, last_row: dict) -> None:
     assert following.values["card_count_1h"] >= 1.0
     assert following.values["seconds_since_prev_card"] == 60.0
     assert 0.0 <= first["score"] <= 1.0
-    assert set(first["timings_ms"]) == {"features", "score", "total"}
+    assert set(first["timings_ms"]) == {"features", "score", "reasons", "total"}
 
 
 def test_score_new_card_flags_missing_state(core: ScoringCore, last_row: dict) -> None:
@@ -88,3 +97,35 @@ def test_settings_reject_params_without_model_features(
     )
     with pytest.raises(ValueError, match="card_distinct_merchants_24h"):
         ScoringCore.from_settings(settings)
+
+
+def test_unreachable_redis_scores_degraded(
+    smoke_workspace: Workspace, smoke_params_path: Path, tmp_path, last_row: dict
+) -> None:
+    params = load_params(smoke_params_path)
+    port = free_port()
+    template = project_root() / "feature_repo" / "feature_store.redis.yaml"
+    store_yaml = smoke_workspace.feature_repo / "feature_store.unreachable.yaml"
+    store_yaml.write_text(
+        template.read_text().replace("${REDIS_CONNECTION}", f"127.0.0.1:{port}")
+    )
+    settings = ServiceSettings(
+        workspace=smoke_workspace,
+        model_name=params.registry.model_name,
+        model_alias="champion",
+        tracking_uri=smoke_workspace.tracking_uri(),
+        features=params.features,
+        feature_store_yaml=store_yaml,
+        audit_db=tmp_path / "audit.db",
+    )
+    scoring = ScoringCore.from_settings(settings)
+    try:
+        result = scoring.score({**last_row, "transaction_id": "svc-degraded"})
+        health = scoring.store_health()
+    finally:
+        scoring.close()
+    assert result["degraded"] is True
+    assert result["cold_start"] is True
+    assert scoring.degraded_count == 1
+    assert health["online_store"]["status"] == "unavailable"
+    assert scoring.audit.written == 1
