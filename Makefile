@@ -73,5 +73,25 @@ format: setup  ## Format the code with ruff.
 	$(RUN) ruff format .
 	$(RUN) ruff check --fix .
 
+# AWS target of deploy, rollback and teardown: ENDPOINT_URL=http://127.0.0.1:PORT for
+# a local stand-in such as a moto server, or ACCOUNT_ID=<12 digits> for a real account.
+# Neither is set by default, so these targets fail until one is given. DRY_RUN=1 prints
+# the plan and changes nothing.
+.PHONY: cost deploy rollback teardown
+AWS_TARGET = $(if $(ENDPOINT_URL),--endpoint-url $(ENDPOINT_URL),$(if $(ACCOUNT_ID),--real-aws --account-id $(ACCOUNT_ID),))
+DRY_RUN_FLAG = $(if $(filter 1 true yes,$(DRY_RUN)),--dry-run,)
+
+cost: setup  ## Print the estimated monthly AWS bill per component; fail over the £50 budget.
+	$(RUN) cardfraud deploy cost $(if $(TFVARS),--tfvars $(TFVARS),)
+
+deploy: setup  ## Deploy the MLflow champion blue/green: IMAGE_URI=... and ENDPOINT_URL= or ACCOUNT_ID=.
+	$(RUN) cardfraud deploy release --image-uri "$(IMAGE_URI)" $(AWS_TARGET) $(DRY_RUN_FLAG)
+
+rollback: setup  ## Return the endpoint to its previous configuration (ENDPOINT_URL= or ACCOUNT_ID=).
+	$(RUN) cardfraud deploy rollback $(AWS_TARGET) $(DRY_RUN_FLAG)
+
+teardown: setup  ## Delete the AWS stack; STATE_BUCKET=name is kept unless ALL=1.
+	$(RUN) cardfraud deploy teardown $(AWS_TARGET) $(if $(STATE_BUCKET),--state-bucket $(STATE_BUCKET),) $(if $(filter 1,$(ALL)),--all,) $(DRY_RUN_FLAG)
+
 clean:  ## Remove the smoke workspace and the built site (pipeline outputs stay).
 	rm -rf .smoke _site build

@@ -25,3 +25,33 @@ output "budget_alerts_topic_arn" {
   description = "ARN of the SNS topic that receives budget alerts."
   value       = module.budget.sns_topic_arn
 }
+
+output "api_endpoint" {
+  description = "Base URL of the HTTP API: POST /score and GET /explanations/{transaction_id}."
+  value       = module.api.api_endpoint
+}
+
+output "ecr_repository_url" {
+  description = "Image repository of the scorer; `cardfraud deploy release --image-uri` takes <url>:<tag>."
+  value       = module.ecr.repository_url
+}
+
+output "sagemaker_execution_role_arn" {
+  description = "Role that SageMaker assumes to run the scorer container."
+  value       = module.iam.sagemaker_execution_role_arn
+}
+
+output "deploy_role_arn" {
+  description = "Role the GitHub deploy workflow assumes through OIDC."
+  value       = module.iam.deploy_role_arn
+}
+
+output "audit_table_name" {
+  description = "DynamoDB table of the decision audit log."
+  value       = module.audit_table.table_name
+}
+
+output "rollback_alarm_names" {
+  description = "CloudWatch alarms that roll a blue/green update back."
+  value       = module.monitoring.rollback_alarm_names
+}

@@ -108,3 +108,119 @@ variable "data_lake_force_destroy" {
   description = "Allow `terraform destroy` to delete the data lake bucket while it still holds objects. Keep false outside throwaway environments."
   default     = false
 }
+
+variable "audit_deletion_protection" {
+  type        = bool
+  description = "Protect the audit table from deletion. Teardown needs false; set true for prod."
+  default     = false
+}
+
+variable "images_kept" {
+  type        = number
+  description = "Number of newest scorer images that the ECR lifecycle policy keeps."
+  default     = 5
+}
+
+variable "ecr_force_delete" {
+  type        = bool
+  description = "Let `terraform destroy` delete the image repository while it holds images. Teardown deletes the images itself first."
+  default     = false
+}
+
+variable "latency_p99_threshold_ms" {
+  type        = number
+  description = "p99 model latency in milliseconds above which a blue/green update rolls back."
+  default     = 150
+}
+
+variable "log_retention_days" {
+  type        = number
+  description = "Days CloudWatch Logs keeps the endpoint, router and scheduler logs."
+  default     = 30
+
+  validation {
+    condition     = contains([1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922, 3288, 3653], var.log_retention_days)
+    error_message = "log_retention_days must be one of the periods CloudWatch Logs accepts, such as 30, 90 or 365."
+  }
+}
+
+variable "api_token_sha256" {
+  type        = list(string)
+  description = "Hex SHA-256 digests of the bearer tokens that the API accepts. Empty rejects every request."
+  sensitive   = true
+  default     = []
+}
+
+variable "service_start_hour" {
+  type        = number
+  description = "Hour (0-23, service_timezone) when the endpoint is created on service days."
+  default     = 8
+
+  validation {
+    condition     = var.service_start_hour >= 0 && var.service_start_hour <= 23
+    error_message = "service_start_hour must be an hour from 0 to 23."
+  }
+}
+
+variable "service_stop_hour" {
+  type        = number
+  description = "Hour (0-23, service_timezone) when the endpoint is deleted on service days; later than service_start_hour."
+  default     = 20
+
+  validation {
+    condition     = var.service_stop_hour >= 1 && var.service_stop_hour <= 23
+    error_message = "service_stop_hour must be an hour from 1 to 23."
+  }
+}
+
+variable "service_days" {
+  type        = string
+  description = "Days when the endpoint runs, as the day-of-week field of a cron expression: MON-FRI or MON-SUN."
+  default     = "MON-FRI"
+
+  validation {
+    condition     = contains(["MON-FRI", "MON-SUN"], var.service_days)
+    error_message = "service_days must be MON-FRI or MON-SUN, the two day sets that `make cost` prices."
+  }
+}
+
+variable "service_timezone" {
+  type        = string
+  description = "IANA time zone of the service hours."
+  default     = "Europe/London"
+}
+
+variable "overnight_stop_enabled" {
+  type        = bool
+  description = "Delete the endpoint outside service hours and recreate it in the morning. False keeps it running day and night."
+  default     = true
+}
+
+variable "feast_online_tables" {
+  type        = list(string)
+  description = "DynamoDB tables that `feast apply` creates for the online feature views (<Feast project>.<feature view>); the execution role may use exactly these."
+  default     = ["cardfraud.card_state", "cardfraud.merchant_state"]
+}
+
+variable "github_repository" {
+  type        = string
+  description = "GitHub repository, as owner/name, whose deploy workflow may assume the deploy role."
+  default     = "example-org/cardfraud"
+
+  validation {
+    condition     = can(regex("^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", var.github_repository))
+    error_message = "github_repository must be owner/name, such as example-org/cardfraud."
+  }
+}
+
+variable "github_environment" {
+  type        = string
+  description = "GitHub environment, protected by required reviewers, whose jobs may assume the deploy role."
+  default     = "production"
+}
+
+variable "create_github_oidc_provider" {
+  type        = bool
+  description = "Create the account's GitHub Actions OIDC provider; false when the account already has one."
+  default     = true
+}

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from cardfraud.deploy.cli import app as deploy_app
 from cardfraud.paths import project_root, resolve_workspace
 
 app = typer.Typer(
@@ -23,6 +24,7 @@ notebook_app = typer.Typer(help="Executed notebooks and the Jupyter kernel.")
 site_app = typer.Typer(help="The Quarto case-study site.")
 app.add_typer(notebook_app, name="notebook")
 app.add_typer(site_app, name="site")
+app.add_typer(deploy_app, name="deploy")
 
 logger = logging.getLogger("cardfraud")
 
@@ -356,17 +358,20 @@ def serve(
     bentoml = shutil.which("bentoml") or str(Path(sys.executable).with_name("bentoml"))
     root = project_root()
     os.environ.setdefault("CARDFRAUD_ROOT", str(root))
-    os.environ.setdefault("CARDFRAUD_WORKERS", str(workers))
+    os.environ["CARDFRAUD_WORKERS"] = str(workers)
+    if sagemaker:
+        os.environ.setdefault("CARDFRAUD_INVOCATIONS_AUTH", "iam")
+    bento_dir = Path(os.environ.get("CARDFRAUD_BENTO_DIR", root / "bento"))
     args = [
         bentoml,
         "serve",
         "service:FraudScorer",
         "--working-dir",
-        str(root / "bento"),
+        str(bento_dir),
         "--host",
-        host,
+        host or ("0.0.0.0" if sagemaker else "127.0.0.1"),
         "--port",
-        str(port),
+        str(port or (8080 if sagemaker else 3000)),
     ]
     logger.info("starting %s", " ".join(args))
     os.execv(bentoml, args)

@@ -17,10 +17,20 @@ import pytest
 from hcl2.utils import SerializationOptions
 
 TERRAFORM_DIR = Path(__file__).resolve().parents[2] / "infra" / "terraform"
+MODULE_NAMES = (
+    "data_lake",
+    "budget",
+    "platform_key",
+    "audit_table",
+    "ecr",
+    "monitoring",
+    "api",
+    "scheduler",
+    "iam",
+)
 MODULE_DIRS = {
     "root": Path("."),
-    "data_lake": Path("modules/data_lake"),
-    "budget": Path("modules/budget"),
+    **{name: Path(f"modules/{name}") for name in MODULE_NAMES},
 }
 EXPECTED_TF_FILES = {
     "backend.tf",
@@ -29,14 +39,11 @@ EXPECTED_TF_FILES = {
     "providers.tf",
     "variables.tf",
     "versions.tf",
-    "modules/budget/main.tf",
-    "modules/budget/outputs.tf",
-    "modules/budget/variables.tf",
-    "modules/budget/versions.tf",
-    "modules/data_lake/main.tf",
-    "modules/data_lake/outputs.tf",
-    "modules/data_lake/variables.tf",
-    "modules/data_lake/versions.tf",
+    *(
+        f"modules/{name}/{file}"
+        for name in MODULE_NAMES
+        for file in ("main.tf", "outputs.tf", "variables.tf", "versions.tf")
+    ),
 }
 # Plain values without quotes, blocks as lists of dicts, no comment keys.
 HCL_OPTIONS = SerializationOptions(
@@ -46,7 +53,7 @@ VAR_REFERENCE = re.compile(r"\bvar\.([A-Za-z_][A-Za-z0-9_]*)")
 RESOURCE_REFERENCE = re.compile(r"(?<![\w.])(aws_[a-z0-9_]+)\.([a-z0-9_]+)")
 DATA_REFERENCE = re.compile(r"\bdata\.(aws_[a-z0-9_]+)\.([a-z0-9_]+)")
 MODULE_REFERENCE = re.compile(r"\bmodule\.([a-z0-9_]+)\.([a-z0-9_]+)")
-BUDGET_TOPIC_ARN = "${aws_sns_topic.budget_alerts.arn}"
+BUDGET_TOPIC_ARN = "${aws_sns_topic.alerts.arn}"
 
 
 # --- Parsing helpers ---
@@ -335,7 +342,7 @@ def test_resource_references_declared(modules: dict[str, dict[str, list[Any]]]) 
 
 def test_module_calls_match_inputs(modules: dict[str, dict[str, list[Any]]]) -> None:
     calls = labelled(modules["root"], "module")
-    assert set(calls) == {"data_lake", "budget"}
+    assert set(calls) == set(MODULE_NAMES)
     for name, call in calls.items():
         assert call["source"] == f"./modules/{name}"
         variables = labelled(modules[name], "variable")
@@ -474,11 +481,9 @@ def test_budget_topic_policy_admits_budgets(
 ) -> None:
     policy = single_resource(modules["budget"], "aws_sns_topic_policy")
     assert policy["arn"] == BUDGET_TOPIC_ARN
-    assert (
-        policy["policy"] == "${data.aws_iam_policy_document.budget_alerts_topic.json}"
-    )
+    assert policy["policy"] == "${data.aws_iam_policy_document.alerts_topic.json}"
     document = typed(modules["budget"], "data")[
-        ("aws_iam_policy_document", "budget_alerts_topic")
+        ("aws_iam_policy_document", "alerts_topic")
     ]
     statements = {s["sid"]: s for s in document["statement"]}
     publish = statements["BudgetsPublishAlerts"]

@@ -62,7 +62,7 @@ def steps_of(workflow: dict[str, Any]) -> list[dict[str, Any]]:
 
 def test_workflows_present() -> None:
     names = [path.name for path in WORKFLOWS]
-    assert names == ["ci.yml", "site.yml"]
+    assert names == ["ci.yml", "deploy.yml", "infra.yml", "site.yml"]
 
 
 @pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda path: path.name)

@@ -14,8 +14,8 @@ output "limit_unit" {
 }
 
 output "sns_topic_arn" {
-  description = "ARN of the SNS topic that receives budget alerts."
-  value       = aws_sns_topic.budget_alerts.arn
+  description = "ARN of the SNS topic that receives budget notifications and CloudWatch alarms."
+  value       = aws_sns_topic.alerts.arn
 }
 
 output "sns_kms_key_arn" {
