@@ -137,7 +137,7 @@ def test_same_bytes_whatever_the_chunk_size_and_threads(tmp_path, make_config, w
     assert reference == other
 
 
-def test_frame_equals_partitions(tmp_path, make_config):
+def test_chunked_frame_equals_partitions(tmp_path, make_config):
     config = make_config()
     fraudgen.generate_to_path(config, tmp_path / "out")
     frame = fraudgen.generate_frame(config, shard_cards=50, batch_rows=500, threads=2)
