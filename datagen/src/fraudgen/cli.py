@@ -196,9 +196,11 @@ def _generate_with_progress(
     quiet: bool,
     work: dict[str, int],
 ) -> Any:
+    if quiet:
+        return generate_to_path(settings, out, overwrite=overwrite, **work)
     from rich.progress import Progress
 
-    with Progress(disable=quiet, transient=True) as progress:
+    with Progress(transient=True) as progress:
         task = progress.add_task("generating days", total=settings.n_days)
         return generate_to_path(
             settings,

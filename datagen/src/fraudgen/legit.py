@@ -87,13 +87,15 @@ def legitimate_cards(
     dates = [config.start + timedelta(days=int(index)) for index in days]
     pair_day = np.repeat(np.arange(len(days)), len(cards))
     pair_card = np.tile(cards, len(days))
-    pair_customer = population.card_customer[pair_card]
     factor = np.array([day_factor(day) for day in dates])
     rate = population.card_daily_rate[pair_card] * factor[pair_day]
     shift_start = _shift_starts(config, days)
-    rate = rate * _segment_factor(
-        population, config, pair_customer, pair_day, shift_start, "volume"
-    )
+    shifted = bool(config.drift.segment_shifts)
+    if shifted:
+        pair_customer = population.card_customer[pair_card]
+        rate = rate * _segment_factor(
+            population, config, pair_customer, pair_day, shift_start, "volume"
+        )
     counts = CounterDraws(key, pair_card, CARD_SLOT, days[pair_day]).poisson(rate)
     card = np.repeat(pair_card, counts)
     day_position = np.repeat(pair_day, counts)
@@ -105,16 +107,15 @@ def legitimate_cards(
     channel = draw_channels(rng, population, customer)
     merchant = _draw_merchants(rng, population, settings, customer, channel)
     eur = amount_eur(rng, population, merchant=merchant, customer=customer)
-    eur = eur * _segment_factor(
-        population, config, customer, day_position, shift_start, "amount"
-    )
     hour = hours_on_days(rng, population, customer=customer, day_start_us=starts)
-    hour = (
-        hour
-        + _segment_factor(
+    if shifted:
+        eur = eur * _segment_factor(
+            population, config, customer, day_position, shift_start, "amount"
+        )
+        extra_hours = _segment_factor(
             population, config, customer, day_position, shift_start, "hours"
         )
-    ) % 24
+        hour = (hour + extra_hours) % 24
     device = _draw_devices(rng, population, settings, customer, channel)
     block = make_block(
         timestamp_us=time_in_hour(rng, day_start_us=starts, hour=hour.astype(np.int64)),
