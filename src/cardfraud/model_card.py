@@ -194,9 +194,16 @@ def build_model_card(
         "## Limitations",
         "",
         "- Trained and tested on synthetic payments; figures on real data will differ.",
-        f"- The model is not trained on the {params['fold_days']} days that "
-        f"calibrate it, nor on the {windows['maturity_days']} days before the "
-        "cutoff, whose labels are not mature yet.",
+        (
+            "- The model is refitted on the whole training period with the labels "
+            "known at the cutoff; its calibrator comes from the fold model's scores on "
+            f"the {params['fold_days']}-day window it calibrates on, which assumes the "
+            "refit keeps the fold model's margin scale."
+            if params.get("refit")
+            else f"- The model is not trained on the {params['fold_days']} days that "
+            f"calibrate it, nor on the {windows['maturity_days']} days before the "
+            "cutoff, whose labels are not mature yet."
+        ),
         "- Fraud reports that arrive after the end of the training rows count as "
         "legitimate in training, as they would in production.",
         "- Card Precision@k leaves out cards already known to be compromised at the "

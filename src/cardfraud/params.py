@@ -86,7 +86,7 @@ class FeaturesParams(StageParams):
         ge=0, description="Delay before a label counts, where no label time exists."
     )
     distinct_windows_hours: list[int] = Field(
-        default=[24, 168],
+        default=[1, 24, 168],
         min_length=1,
         description="Windows of the card's distinct merchants, countries and devices.",
     )
@@ -164,6 +164,12 @@ class TrainParams(StageParams):
     )
     calibration: Literal["sigmoid", "isotonic"] = Field(
         default="sigmoid", description="Score calibration fitted on the last fold."
+    )
+    refit: bool = Field(
+        default=True,
+        description="Refit the candidate on the whole training period with the labels "
+        "known at the cutoff; the calibrator and thresholds still come from the newest "
+        "fold's out-of-time scores.",
     )
     threshold_rule: Literal["cost", "alert_rate"] = Field(
         default="cost",

@@ -708,11 +708,20 @@ def train_model(
     logistic = fit_logistic(
         newest.train_matrix, newest.train_labels, imbalance=params.imbalance
     )
+    fit_counts = {
+        "rows": int(newest.train_labels.size),
+        "frauds": int(newest.train_labels.sum()),
+    }
+    if params.refit:
+        booster, fit_counts = refit_on_training_period(
+            frame, plan, best, feature_columns=feature_columns, params=params
+        )
 
     meta = build_meta(
         plan,
         feature_columns=feature_columns,
         params=params,
+        fit_counts=fit_counts,
         candidate=best,
         calibrator=calibration.calibrator,
         thresholds=calibration.thresholds,
@@ -724,6 +733,7 @@ def train_model(
     metrics = training_metrics(
         frame,
         plan,
+        fit_counts=fit_counts,
         fold_counts=[counts for _, counts in fold_inputs],
         studies=studies,
         reference_scores=reference_scores,
@@ -735,8 +745,8 @@ def train_model(
         "thresholds %s",
         best.family,
         best.best_value,
-        newest.train_labels.size,
-        int(newest.train_labels.sum()),
+        fit_counts["rows"],
+        fit_counts["frauds"],
         calibration.thresholds,
     )
     return TrainingResult(
@@ -753,6 +763,42 @@ def train_model(
             "feature_columns": list(feature_columns),
         },
     )
+
+
+def refit_on_training_period(
+    frame: pl.DataFrame,
+    plan: WindowPlan,
+    candidate: StudyResult,
+    *,
+    feature_columns: list[str],
+    params: TrainParams,
+) -> tuple[Any, dict[str, int]]:
+    """Fit the candidate's family and hyperparameters on the whole training period.
+
+    Labels are those known at the cutoff, as in every fold. The calibrator fitted on
+    the newest fold's out-of-time scores is kept, as scikit-learn's
+    ``CalibratedClassifierCV(ensemble=False)`` does: the refitted model has the same
+    hyperparameters and a similar margin scale, and it sees the most recent weeks
+    before the cutoff, which the fold model never does.
+
+    Returns:
+        The booster and its training row and fraud counts.
+    """
+    rows = delay_aware_rows(
+        frame, plan.train, known_at=plan.cutoff, maturity=plan.maturity
+    )
+    sampled = sample_training_rows(rows, rate=params.negative_sample_rate)
+    check_classes(sampled, name="training period", column=TARGET_COLUMN)
+    labels = label_vector(sampled, TARGET_COLUMN)
+    booster = fit_family(
+        candidate.family,
+        candidate.best_params,
+        feature_matrix(sampled, feature_columns),
+        labels,
+        imbalance=params.imbalance,
+        seed=params.seed,
+    )
+    return booster, {"rows": int(labels.size), "frauds": int(labels.sum())}
 
 
 def cutoff_instant(params: TrainParams) -> datetime:
@@ -822,6 +868,7 @@ def build_meta(
     *,
     feature_columns: list[str],
     params: TrainParams,
+    fit_counts: dict[str, int],
     candidate: StudyResult,
     calibrator: Calibrator,
     thresholds: dict[str, float],
@@ -830,6 +877,7 @@ def build_meta(
     """Return the content of ``model_meta.json``, free of wall-clock values."""
     library = xgb if candidate.family == "xgboost" else lgb
     newest = plan.folds[0]
+    fit_window = plan.train if params.refit else newest.train
     return {
         "flavour": candidate.family,
         "library_version": library.__version__,
@@ -837,12 +885,14 @@ def build_meta(
         "feature_columns": list(feature_columns),
         "windows": {
             **plan.to_json(),
-            "fit": newest.train.to_json(),
+            "fit": fit_window.to_json(),
             "calibration": newest.validation.to_json(),
         },
         "params": params.model_dump(mode="json"),
         "hyperparameters": candidate.best_params,
         "validation_average_precision": candidate.best_value,
+        "fit_rows": fit_counts["rows"],
+        "fit_frauds": fit_counts["frauds"],
         "model_threads": MODEL_THREADS,
         "data_fingerprint": data_fingerprint,
         "calibration": calibrator.to_json(),
@@ -857,6 +907,7 @@ def training_metrics(
     frame: pl.DataFrame,
     plan: WindowPlan,
     *,
+    fit_counts: dict[str, int],
     fold_counts: list[dict[str, int]],
     studies: dict[str, StudyResult],
     reference_scores: dict[str, dict[str, float]],
@@ -870,12 +921,11 @@ def training_metrics(
     }
     for name, per_fold in reference_scores.items():
         validation_ap[name] = float(np.mean(list(per_fold.values())))
-    newest = fold_counts[0]
     metrics: dict[str, Any] = {
         "candidate": candidate.family,
         "cutoff": plan.cutoff.isoformat(),
-        "fit_rows": newest["train_sampled_rows"],
-        "fit_frauds": newest["train_frauds"],
+        "fit_rows": fit_counts["rows"],
+        "fit_frauds": fit_counts["frauds"],
         "test_rows": test.height,
         "test_frauds": int(test[LABEL_COLUMN].sum()),
         "folds": {

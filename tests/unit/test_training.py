@@ -278,7 +278,10 @@ def test_candidate_is_best_family_by_validation(table: pl.DataFrame) -> None:
 
 def test_model_trains_only_on_labels_known_at_fold_start(table: pl.DataFrame) -> None:
     result = train_model(
-        table, feature_columns=FEATURES, params=make_params(), data_fingerprint="x"
+        table,
+        feature_columns=FEATURES,
+        params=make_params(refit=False),
+        data_fingerprint="x",
     )
 
     windows = result.model.meta["windows"]
@@ -293,6 +296,36 @@ def test_model_trains_only_on_labels_known_at_fold_start(table: pl.DataFrame) ->
     ).height
     assert result.metrics["fit_frauds"] == known
     assert result.metrics["folds"]["1"]["train_unlabelled_frauds"] > 0
+
+
+def test_refit_uses_labels_known_at_cutoff(table: pl.DataFrame) -> None:
+    fold_only = train_model(
+        table,
+        feature_columns=FEATURES,
+        params=make_params(refit=False),
+        data_fingerprint="x",
+    )
+    refitted = train_model(
+        table,
+        feature_columns=FEATURES,
+        params=make_params(refit=True),
+        data_fingerprint="x",
+    )
+
+    windows = refitted.model.meta["windows"]
+    cutoff = datetime.fromisoformat(windows["test"]["start"])
+    assert windows["fit"]["end"] == windows["test"]["start"]
+    assert windows["fit"]["start"] == windows["train"]["start"]
+    period = table.filter(pl.col("timestamp") < cutoff)
+    known = period.filter(
+        pl.col("is_fraud") & (pl.col("label_available_at") <= cutoff)
+    ).height
+    assert refitted.metrics["fit_frauds"] == known
+    assert refitted.metrics["fit_frauds"] > fold_only.metrics["fit_frauds"]
+    assert refitted.model.meta["fit_rows"] == refitted.metrics["fit_rows"]
+    # The calibrator and thresholds come from the fold model in both cases.
+    assert refitted.model.meta["calibration"] == fold_only.model.meta["calibration"]
+    assert refitted.model.thresholds == fold_only.model.thresholds
 
 
 def test_train_stage_writes_model_and_records(
