@@ -148,9 +148,10 @@ def read_training_set(
         The key columns, the label columns of the table and the model features,
         sorted by ``(timestamp, transaction_id)``: the rows of the feature table.
 
-    NOTE: Feast 0.67's file offline store took 24 to 33 s for 993,783 rows on two
-    shared cores. The train stage therefore reads ``features.parquet`` itself, and
-    the online/offline parity test reads through this function.
+    Feast 0.67's file offline store took 24 to 33 s for 993,783 rows on two shared
+    cores. The train stage reads through this function unless
+    ``train.feature_source`` is ``parquet``; the online/offline parity test reads
+    through it too.
     """
     features_path = ws.features_dir / FEATURES_FILE
     keys = pl.scan_parquet(features_path)

@@ -165,6 +165,11 @@ class TrainParams(StageParams):
     calibration: Literal["sigmoid", "isotonic"] = Field(
         default="sigmoid", description="Score calibration fitted on the last fold."
     )
+    feature_source: Literal["feast", "parquet"] = Field(
+        default="feast",
+        description="Training table: Feast's get_historical_features over the "
+        "transaction feature view, or features.parquet read directly (same rows).",
+    )
     refit: bool = Field(
         default=True,
         description="Refit the candidate on the whole training period with the labels "

@@ -10,6 +10,7 @@ from typing import Any
 import polars as pl
 
 from cardfraud.data import list_partitions
+from cardfraud.feature_store import read_training_set
 from cardfraud.params import TrainParams
 from cardfraud.paths import Workspace
 from cardfraud.training import (
@@ -17,6 +18,7 @@ from cardfraud.training import (
     MODEL_FILES,
     REFERENCES_FILE,
     TUNING_FILE,
+    check_feature_table,
     file_sha256,
     join_amounts,
     load_feature_columns,
@@ -43,7 +45,19 @@ def run(ws: Workspace, params: TrainParams) -> dict[str, Any]:
     """
     features_path = ws.features_dir / FEATURES_FILE
     feature_columns = load_feature_columns(ws.features_dir / SPEC_FILE)
-    frame = read_feature_table(features_path, feature_columns=feature_columns)
+    if params.feature_source == "feast":
+        # The training set comes from Feast's point-in-time join, the same
+        # definitions the service reads online (docs/adr/0004-fresh-online-features.md).
+        frame = read_training_set(ws, feature_columns)
+        check_feature_table(frame, feature_columns=feature_columns)
+        if AMOUNT_COLUMN in pl.read_parquet_schema(features_path):
+            # A table that carries amounts keeps them; Feast returns features only.
+            amounts = pl.read_parquet(
+                features_path, columns=["transaction_id", AMOUNT_COLUMN]
+            )
+            frame = join_amounts(frame, amounts)
+    else:
+        frame = read_feature_table(features_path, feature_columns=feature_columns)
     frame = with_amounts(frame, ws.raw_dir)
     result = train_model(
         frame,
