@@ -318,3 +318,70 @@ def test_redis_without_skip_dedup_rejected(
     store = open_store(ws)
     with pytest.raises(ValueError, match="skip_dedup"):
         OnlineFeatures(store, PARAMS)
+
+
+@pytest.fixture
+def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+    """A moto server on 127.0.0.1 standing in for S3 and DynamoDB, fake credentials."""
+    server_module = pytest.importorskip("moto.server")
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_REGION": "eu-west-2",
+        "AWS_DEFAULT_REGION": "eu-west-2",
+        "FEAST_S3_BUCKET": "cardfraud-feast-test",
+    }.items():
+        monkeypatch.setenv(name, value)
+    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    # Feast's S3 registry reads its endpoint from this variable.
+    monkeypatch.setenv("FEAST_S3_ENDPOINT_URL", endpoint)
+    try:
+        yield endpoint
+    finally:
+        server.stop()
+
+
+def aws_store_yaml(ws: Workspace, endpoint: str) -> Path:
+    """Copy the project's AWS store file, pointing DynamoDB at the moto server."""
+    import boto3
+
+    boto3.client("s3", endpoint_url=endpoint).create_bucket(
+        Bucket="cardfraud-feast-test",
+        CreateBucketConfiguration={"LocationConstraint": "eu-west-2"},
+    )
+    ws.feature_repo.mkdir(parents=True, exist_ok=True)
+    template = project_root() / "feature_repo" / "feature_store.aws.yaml"
+    text = template.read_text(encoding="utf-8")
+    assert "type: dynamodb" in text
+    text = text.replace(
+        "  type: dynamodb\n", f"  type: dynamodb\n  endpoint_url: {endpoint}\n"
+    )
+    path = ws.feature_repo / STORE_YAML
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_parity_dynamodb_moto(
+    tmp_path: Path,
+    offline_folder: Path,
+    day_table: pl.DataFrame,
+    moto_endpoint: str,
+) -> None:
+    """The AWS store file (S3 registry, DynamoDB online) on moto, 127.0.0.1 only."""
+    import boto3
+
+    ws = make_workspace(tmp_path, offline_folder)
+    aws_store_yaml(ws, moto_endpoint)
+    results, online = replay_day(ws, day_table)
+    assert online.store.config.online_store.type == "dynamodb"
+    assert_parity(results, ws)
+    tables = boto3.client("dynamodb", endpoint_url=moto_endpoint).list_tables()
+    assert any("card_state" in name for name in tables["TableNames"])
+    registry = boto3.client("s3", endpoint_url=moto_endpoint).list_objects_v2(
+        Bucket="cardfraud-feast-test"
+    )
+    assert [item["Key"] for item in registry["Contents"]] == ["feast/registry.db"]
