@@ -45,7 +45,7 @@ os.environ.setdefault("DO_NOT_TRACK", "1")
 PARAMS = FeaturesParams(
     windows_hours=[1, 24, 168, 720],
     label_delay_days=30,
-    distinct_windows_hours=[24, 168],
+    distinct_windows_hours=[1, 24, 168],
     merchant_windows_hours=[1, 24, 168],
     merchant_fraud_windows_days=[7, 30],
 )
