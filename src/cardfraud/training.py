@@ -241,7 +241,7 @@ def sample_training_rows(rows: pl.DataFrame, *, rate: float) -> pl.DataFrame:
 
 
 def check_classes(rows: pl.DataFrame, *, name: str, column: str) -> None:
-    """Raise :class:`TrainingError` unless ``rows[column]`` holds both classes."""
+    """Raise :class:`TrainingError` unless ``rows[column]`` contains both classes."""
     frauds = int(rows[column].cast(pl.Int64).sum())
     if frauds == 0 or frauds == rows.height:
         raise TrainingError(
@@ -636,9 +636,10 @@ def train_model(
     """Tune on prequential folds, then fit and calibrate the candidate.
 
     The candidate is the best family fitted with its best hyperparameters on the
-    newest fold's training rows; its scores on that fold's validation window fit the
-    calibrator and choose the thresholds. The logistic-regression reference is fitted
-    on the same rows.
+    newest fold's training rows. Its scores on that fold's validation window fit the
+    calibrator and choose the thresholds. With ``params.refit`` the candidate is then
+    refitted on the whole training period and keeps that calibrator and those
+    thresholds. The logistic-regression reference is fitted on the fold's rows.
 
     Args:
         frame: The feature table with ``amount_minor``; see

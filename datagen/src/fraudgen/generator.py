@@ -36,7 +36,7 @@ FRAME_ROWS_WARNING = 5_000_000
 # Threads used when the caller does not choose: at most this many, and no more than
 # the machine's cores.
 MAX_DEFAULT_THREADS = 4
-# Expected rows of the days that one thread converts and holds at a time.
+# Expected rows of the consecutive days that one thread converts and keeps in memory.
 DEFAULT_BATCH_ROWS = 100_000
 
 Result = TypeVar("Result")
