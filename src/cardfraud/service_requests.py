@@ -391,8 +391,7 @@ def parse_csv(
                 }
             ],
         ) from None
-    reader = csv.DictReader(io.StringIO(text))
-    header = reader.fieldnames or []
+    header, rows = _read_csv(text)
     unknown = [name for name in header if name not in COLUMN_BY_NAME]
     if not header or unknown:
         raise RequestError(
@@ -405,7 +404,6 @@ def parse_csv(
                 }
             ],
         )
-    rows = list(reader)
     if not rows:
         raise RequestError(
             400,
@@ -441,6 +439,30 @@ def parse_csv(
     if problems:
         raise RequestError(422, problems)
     return transactions
+
+
+def _read_csv(text: str) -> tuple[list[str], list[dict[str, Any]]]:
+    """Return the header and the rows of a CSV text.
+
+    Raises:
+        RequestError: 400 when the csv module cannot parse the text, for example
+            an unterminated quote or a stray carriage return.
+    """
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        return list(reader.fieldnames or []), list(reader)
+    except csv.Error as error:
+        raise RequestError(
+            400,
+            [
+                {
+                    "field": "body",
+                    "message": f"malformed CSV on line {reader.line_num}: {error}",
+                    "fix": "send CSV as RFC 4180 describes: a header row, then one "
+                    "row per transaction, fields with line breaks in double quotes",
+                }
+            ],
+        ) from None
 
 
 def _convert_row(row: dict[str, Any], *, row_number: int) -> dict[str, Any]:

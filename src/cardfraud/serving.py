@@ -519,11 +519,46 @@ def open_online_features(settings: ServiceSettings) -> Any:
     """Open the Feast online store named by the settings."""
     from cardfraud.online import OnlineFeatures
 
-    return OnlineFeatures.from_repo(
+    online = OnlineFeatures.from_repo(
         settings.workspace.feature_repo,
         settings.features,
         store_yaml=settings.feature_store_yaml,
     )
+    limit_redis_retries(online.store)
+    return online
+
+
+REDIS_SOCKET_TIMEOUT_S = 2.0
+"""Longest wait for a Redis connect or reply before the request is scored degraded."""
+
+
+def limit_redis_retries(store: Any) -> None:
+    """Make a Feast Redis online store fail fast when its server is unreachable.
+
+    Feast builds its redis-py client with the library's defaults: no socket timeout
+    and 3 retries with exponential backoff, about 10 s per command against a closed
+    port (redis-py 7.4.1). After this call the client retries once without backoff
+    and waits at most ``REDIS_SOCKET_TIMEOUT_S`` for a connect or a reply. A
+    request then falls back to degraded mode at once when the port is closed, and
+    after about two timeouts when the server accepts connections but does not
+    reply. Other online stores and Redis cluster or sentinel clients keep Feast's
+    settings.
+    """
+    config = store.config.online_store
+    if getattr(config, "type", "") != "redis":
+        return
+    redis_type = getattr(config, "redis_type", "redis")
+    if getattr(redis_type, "value", redis_type) != "redis":
+        return
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
+
+    client = store.provider.online_store._get_client(config)
+    connection_kwargs = client.connection_pool.connection_kwargs
+    for name in ("socket_timeout", "socket_connect_timeout"):
+        if connection_kwargs.get(name) is None:
+            connection_kwargs[name] = REDIS_SOCKET_TIMEOUT_S
+    client.set_retry(Retry(NoBackoff(), 1))
 
 
 def open_entity_locks(settings: ServiceSettings, online: Any) -> EntityLock:

@@ -223,6 +223,9 @@ def start_service(
         "BENTOML_DO_NOT_TRACK": "true",
         "DO_NOT_TRACK": "1",
         "FEAST_USAGE": "False",
+        # BentoML 1.4 empties $BENTOML_HOME/prometheus_multiproc_dir whenever a service
+        # starts, which resets the metrics of any other service using that home.
+        "BENTOML_HOME": str(folder / "bentoml"),
         **(extra_env or {}),
     }
     env.pop("MLFLOW_TRACKING_URI", None)

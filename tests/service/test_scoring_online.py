@@ -12,7 +12,7 @@ from cardfraud.data import read_transactions
 from cardfraud.online import CARD_STATE_VIEW
 from cardfraud.params import load_params
 from cardfraud.paths import Workspace, project_root
-from cardfraud.serving import ScoringCore, ServiceSettings
+from cardfraud.serving import REDIS_SOCKET_TIMEOUT_S, ScoringCore, ServiceSettings
 from tests.service.conftest import free_port
 
 
@@ -119,11 +119,17 @@ def test_unreachable_redis_scores_degraded(
         audit_db=tmp_path / "audit.db",
     )
     scoring = ScoringCore.from_settings(settings)
+    store = scoring.online.store
+    feast_client = store.provider.online_store._get_client(store.config.online_store)
     try:
         result = scoring.score({**last_row, "transaction_id": "svc-degraded"})
         health = scoring.store_health()
     finally:
         scoring.close()
+    connection_kwargs = feast_client.connection_pool.connection_kwargs
+    assert feast_client.get_retry().get_retries() == 1
+    assert connection_kwargs["socket_timeout"] == REDIS_SOCKET_TIMEOUT_S
+    assert connection_kwargs["socket_connect_timeout"] == REDIS_SOCKET_TIMEOUT_S
     assert result["degraded"] is True
     assert result["cold_start"] is True
     assert scoring.degraded_count == 1

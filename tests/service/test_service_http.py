@@ -247,11 +247,31 @@ BAD_INPUTS = [
     ("null required", {"card_id": None}, "card_id"),
     ("unknown field", {"amonut_minor": 5}, "amonut_minor"),
     ("bad channel", {"channel": "telepathy"}, "channel"),
+    ("float amount", {"amount_minor": 12.5}, "amount_minor"),
+    ("boolean amount", {"amount_minor": True}, "amount_minor"),
+    ("zero amount", {"amount_minor": 0}, "amount_minor"),
+    ("lowercase currency", {"currency": "eur"}, "currency"),
+    ("numeric timestamp", {"timestamp": 1740823200}, "timestamp"),
+    ("date only timestamp", {"timestamp": "2025-03-01"}, "timestamp"),
+    ("object card id", {"card_id": {"id": 1}}, "card_id"),
+    ("empty transaction id", {"transaction_id": ""}, "transaction_id"),
+    ("latitude out of range", {"customer_lat": 91.0}, "customer_lat"),
 ]
 RAW_BAD_INPUTS = [
     ("1e309 amount", '"amount_minor": 1e309', "amount_minor"),
     ("NaN latitude", '"customer_lat": NaN', "customer_lat"),
     ("Infinity longitude", '"merchant_lon": -Infinity', "merchant_lon"),
+    ("-1e309 amount", '"amount_minor": -1e309', "amount_minor"),
+    ("NaN amount", '"amount_minor": NaN', "amount_minor"),
+]
+BAD_BODIES = [
+    ("empty body", "/score", b"", 400, "body"),
+    ("invalid UTF-8", "/score", b'{"card_id": "\xff"}', 400, "body"),
+    ("JSON array", "/score", b"[]", 422, "body"),
+    ("JSON null", "/score", b"null", 422, "body"),
+    ("oversized body", "/score", b" " * 1_000_001, 413, "body"),
+    ("batch not a list", "/score/batch", b'{"transactions": {}}', 422, "transactions"),
+    ("batch extra key", "/score/batch", b'{"transactions": [{}], "x": 1}', 422, "x"),
 ]
 
 
@@ -288,6 +308,44 @@ def test_non_finite_number_names_field(
         "/score", content=text, headers={"Content-Type": "application/json"}
     )
     assert response.status_code == 422, response.text
+    assert response.json()["problems"][0]["field"] == field
+
+
+@pytest.mark.parametrize(("case", "path", "content", "status", "field"), BAD_BODIES)
+def test_bad_body_names_field(xgb_service, case, path, content, status, field):
+    response = xgb_service.post(
+        path, content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == status, case
+    assert response.json()["problems"][0]["field"] == field
+    assert response.json()["problems"][0]["fix"]
+
+
+def test_bad_batch_item_names_index_and_field(xgb_service, served_workspace):
+    good = good_body(served_workspace, "batch-item-good")
+    text = json.dumps(good)
+    bad = text[:-1] + ', "amount_minor": 1e309}'
+    bad = bad.replace(f'"amount_minor": {good["amount_minor"]}, ', "")
+    body = '{"transactions": [' + text + ", " + bad + "]}"
+    response = xgb_service.post(
+        "/score/batch", content=body, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 422, response.text
+    assert response.json()["problems"][0]["field"] == "transactions.1.amount_minor"
+
+
+MALFORMED_CSV = [
+    ("carriage return only", b"\r0", 422, "header"),
+    ("field over csv limit", b"transaction_id\n" + b"x" * 200_000, 400, "body"),
+]
+
+
+@pytest.mark.parametrize(("case", "content", "status", "field"), MALFORMED_CSV)
+def test_malformed_csv_names_field(xgb_service, case, content, status, field):
+    response = xgb_service.post(
+        "/invocations", content=content, headers={"Content-Type": "text/csv"}
+    )
+    assert response.status_code == status, case
     assert response.json()["problems"][0]["field"] == field
 
 
