@@ -15,6 +15,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import polars as pl
@@ -326,3 +327,190 @@ def _online_row(name: str, result: dict[str, float | int]) -> str:
         f"| {result['p99_ms']} | {result['max_ms']} | {result['cards']:,} "
         f"| {result['merchants']:,} |"
     )
+
+
+def write_audit_log(
+    path: Path, features: pl.DataFrame, raw: pl.DataFrame, model: object
+) -> int:
+    """Write one audit record per feature table row, as the scoring core would.
+
+    Each record has the request, the features, the SHAP contributions, an empty
+    reasons list, the score and the decision, about 4 KB like a live record (which
+    also carries the model description, thresholds and timings). Returns the number
+    of records.
+    """
+    import numpy as np
+
+    from cardfraud.audit import SqliteAuditStore
+    from cardfraud.serving import decide
+
+    columns = model.feature_columns  # type: ignore[attr-defined]
+    store = SqliteAuditStore(path)
+    requests = features.select("transaction_id").join(
+        raw.drop("is_fraud", "label_available_at", "fraud_scenario"),
+        on="transaction_id",
+        how="left",
+        maintain_order="left",
+    )
+    written = 0
+    for start in range(0, features.height, 50_000):
+        chunk = features.slice(start, 50_000)
+        matrix = chunk.select(columns).cast(pl.Float64).to_numpy()
+        base, contributions = model.contributions(matrix)  # type: ignore[attr-defined]
+        scores = np.asarray(model.predict_proba(matrix))  # type: ignore[attr-defined]
+        request_rows = requests.slice(start, 50_000).to_dicts()
+        records = []
+        for i, request in enumerate(request_rows):
+            request["timestamp"] = request["timestamp"].isoformat()
+            score = float(scores[i])
+            records.append(
+                {
+                    "transaction_id": request["transaction_id"],
+                    "decided_at": request["timestamp"],
+                    "model_version": "1",
+                    "score": score,
+                    "decision": decide(score, model.thresholds),  # type: ignore[attr-defined]
+                    "reasons": [],
+                    "base_value": float(base),
+                    "degraded": False,
+                    "request": request,
+                    "features": dict(zip(columns, matrix[i].tolist(), strict=True)),
+                    "contributions": dict(
+                        zip(columns, contributions[i].tolist(), strict=True)
+                    ),
+                }
+            )
+        store.append(records)
+        written += len(records)
+    store.close()
+    return written
+
+
+@dataclass
+class MonitorBench:
+    """Inputs of the monitor benchmark, prepared once."""
+
+    audit: Path
+    columns: list[str]
+    labels: pl.DataFrame
+    profile: object
+    settings: object
+    features: pl.DataFrame
+    rows: int
+
+
+def prepare_monitor_bench(
+    folder: Path, params_path: Path, *, rows: int, seed: int
+) -> MonitorBench:
+    """Generate data, fit a small model and write an audit log of ``rows`` decisions.
+
+    The first 60 days fit an XGBoost model (100 rounds of depth 4); the next ``rows``
+    transactions are scored and written to ``folder/audit.db`` in the service's
+    record format.
+    """
+    from datetime import timedelta
+
+    import numpy as np
+    import xgboost as xgb
+
+    from cardfraud.data import read_transactions
+    from cardfraud.features import build_feature_table, feature_columns
+    from cardfraud.monitoring.decisions import label_events_from_transactions
+    from cardfraud.monitoring.reference import profile_for_model
+    from cardfraud.monitoring.settings import monitor_settings
+    from cardfraud.training import TrainedModel
+
+    params = load_params(params_path)
+    # About a third of the 183 generated days fit the model; the rest is monitored.
+    generated = int(rows * 1.55)
+    raw = read_transactions(
+        generate_transactions(generated, seed=seed, out_dir=folder / "raw")
+    )
+    features = build_feature_table(raw, params.features)
+    columns = feature_columns(params.features)
+    split = features["timestamp"].min() + timedelta(days=60)
+    fit = features.filter(pl.col("timestamp") < split)
+    matrix = fit.select(columns).cast(pl.Float64).to_numpy()
+    booster = xgb.train(
+        {"max_depth": 4, "eta": 0.1, "objective": "binary:logistic", "nthread": 2},
+        xgb.DMatrix(matrix, fit["is_fraud"].cast(pl.Float64).to_numpy()),
+        num_boost_round=100,
+    )
+    scores = booster.inplace_predict(matrix)
+    window = {"start": fit["timestamp"].min().isoformat(), "end": split.isoformat()}
+    model = TrainedModel(
+        "xgboost",
+        booster,
+        columns,
+        {
+            "review": float(np.quantile(scores, 0.99)),
+            "decline": float(np.quantile(scores, 0.998)),
+        },
+        {"windows": {"fit": window}},
+    )
+    later = features.filter(pl.col("timestamp") >= split).head(rows)
+    audit = folder / "audit.db"
+    written = write_audit_log(audit, later, raw, model)
+    settings = monitor_settings(
+        params.monitor,
+        review_threshold=model.thresholds["review"],
+        alerts_per_10000=params.evaluate.alerts_per_10000,
+        baseline=None,
+    )
+    return MonitorBench(
+        audit,
+        columns,
+        label_events_from_transactions(raw),
+        profile_for_model(features, model),
+        settings,
+        features,
+        written,
+    )
+
+
+def run_monitor_bench(bench: MonitorBench) -> dict[str, float | int]:
+    """Time reading the audit log and running the monitor on it."""
+    from cardfraud.monitoring.decisions import read_audit_decisions
+    from cardfraud.monitoring.monitor import run_monitor
+
+    started = time.perf_counter()
+    decisions = read_audit_decisions(bench.audit, feature_columns=bench.columns)
+    read_done = time.perf_counter()
+    run_monitor(
+        decisions,
+        bench.labels,
+        bench.profile,  # type: ignore[arg-type]
+        bench.settings,  # type: ignore[arg-type]
+        feature_columns=bench.columns,
+        offline_features=bench.features,
+    )
+    finished = time.perf_counter()
+    return {
+        "rows": decisions.height,
+        "audit_mib": round(bench.audit.stat().st_size / 2**20),
+        "read_seconds": round(read_done - started, 1),
+        "monitor_seconds": round(finished - read_done, 1),
+        "total_seconds": round(finished - started, 1),
+        "peak_rss_mib": round(peak_rss_mib()),
+    }
+
+
+def time_monitor(
+    params_path: Path, *, rows: int = 1_000_000, seed: int = 1
+) -> dict[str, float | int]:
+    """Time the monitor over an audit log of ``rows`` decisions.
+
+    The log is prepared untimed (:func:`prepare_monitor_bench`); the timed part
+    reads it and runs the monitor with the parameters' thresholds: drift of every
+    feature and the score per day, decision mix, matured performance with
+    card-level bootstrap intervals, and the skew sample.
+
+    Returns:
+        rows (decisions monitored), audit_mib (file size), read_seconds,
+        monitor_seconds, total_seconds and peak_rss_mib.
+    """
+    with tempfile.TemporaryDirectory(prefix="cardfraud-bench-monitor-") as folder:
+        bench = prepare_monitor_bench(Path(folder), params_path, rows=rows, seed=seed)
+        result = run_monitor_bench(bench)
+    logger.info("monitor over %d audit rows: %s", result["rows"], result)
+    return result

@@ -263,13 +263,34 @@ def site_check(
 
 
 @app.command()
-def bench(params: ParamsOption = None) -> None:
+def bench(
+    params: ParamsOption = None,
+    only: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Run only this section; repeat for several: generator, features, "
+            "stages or service. Default: all."
+        ),
+    ] = None,
+    load_rate: Annotated[
+        float, typer.Option(min=1, help="Requests per second of the service run.")
+    ] = 200,
+    load_seconds: Annotated[
+        float, typer.Option(min=1, help="Seconds of the service run at load-rate.")
+    ] = 60,
+    step_seconds: Annotated[
+        float, typer.Option(min=1, help="Seconds of each stepped service rate.")
+    ] = 20,
+) -> None:
     """Time every pipeline stage in process at the size params.yaml sets.
 
     Also times the feature build of 1,000,000 transactions and the online read plus
-    update of single transactions on SQLite and Redis. Everything runs on temporary
-    workspaces, so the pipeline's own outputs and MLflow store stay untouched.
-    Prints markdown tables for docs/benchmarks.md.
+    update of single transactions on SQLite and Redis, and load-tests the scoring
+    service and a bare BentoML service with an open-loop generator on this
+    machine. Everything runs on temporary workspaces, so the pipeline's own
+    outputs and MLflow store stay untouched. Prints markdown tables for
+    docs/benchmarks.md, and exits with 1 when the service misses a latency bound or
+    loses an audit record.
     """
     from cardfraud.bench import (
         features_and_online_table,
@@ -280,17 +301,126 @@ def bench(params: ParamsOption = None) -> None:
     )
     from cardfraud.params import load_params
 
+    known = ("generator", "features", "stages", "service")
+    sections = set(only or known)
+    unknown = sorted(sections - set(known))
+    if unknown:
+        raise _fail(f"unknown --only section(s) {unknown}; use some of {known}")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     params_path = _params_path(params)
     typer.echo(f"machine: {machine_description()}")
     typer.echo(f"params: {params_path}\n")
-    typer.echo("## Generator, one process per size\n")
-    seed = load_params(params_path).generate.seed
-    typer.echo(generator_table([1_000_000, 10_000_000], seed=seed))
-    typer.echo("\n## Feature build and online path, in process\n")
-    typer.echo(features_and_online_table(params_path, rows=1_000_000))
-    typer.echo("\n## Pipeline stages, in process\n")
-    typer.echo(markdown_table(time_stages(params_path)))
+    if "generator" in sections:
+        typer.echo("## Generator, one process per size\n")
+        seed = load_params(params_path).generate.seed
+        typer.echo(generator_table([1_000_000, 10_000_000], seed=seed))
+    if "features" in sections:
+        typer.echo("\n## Feature build and online path, in process\n")
+        typer.echo(features_and_online_table(params_path, rows=1_000_000))
+    if "stages" in sections:
+        typer.echo("\n## Pipeline stages, in process\n")
+        typer.echo(markdown_table(time_stages(params_path)))
+    if "service" in sections:
+        from cardfraud.loadtest import run_service_benchmark, service_tables
+
+        typer.echo("\n## Scoring service under open-loop load, 2 workers\n")
+        result = run_service_benchmark(
+            params_path,
+            rate=load_rate,
+            seconds=load_seconds,
+            step_seconds=step_seconds,
+        )
+        typer.echo(service_tables(result))
+        failures = result.failures()
+        for failure in failures:
+            typer.echo(f"bound missed: {failure}", err=True)
+        if failures:
+            raise typer.Exit(code=1)
+
+
+@app.command()
+def monitor(
+    since: Annotated[
+        str, typer.Option(help="First event day monitored, YYYY-MM-DD (UTC).")
+    ],
+    until: Annotated[
+        str | None,
+        typer.Option(help="Last event day monitored, YYYY-MM-DD; default today."),
+    ] = None,
+    audit_db: Annotated[
+        Path | None,
+        typer.Option(help="SQLite audit log; default state/audit.db of the workspace."),
+    ] = None,
+    labels: Annotated[
+        Path | None,
+        typer.Option(
+            help="Parquet or CSV of fraud reports (transaction_id, "
+            "label_available_at); default the workspace's raw data."
+        ),
+    ] = None,
+    out: Annotated[
+        Path | None,
+        typer.Option(help="Folder of monitor-live.json and monitor-live.prom."),
+    ] = None,
+    cloudwatch_region: Annotated[
+        str | None,
+        typer.Option(help="Publish the figures to CloudWatch in this region."),
+    ] = None,
+    cloudwatch_endpoint: Annotated[
+        str | None,
+        typer.Option(help="CloudWatch endpoint other than AWS's, e.g. moto's URL."),
+    ] = None,
+    post_summary: Annotated[
+        bool,
+        typer.Option(
+            help="Post the summary message to $CARDFRAUD_CHAT_WEBHOOK_URL (the "
+            "weekly schedule sets this)."
+        ),
+    ] = False,
+    workspace: WorkspaceOption = None,
+    params: ParamsOption = None,
+) -> None:
+    """Monitor the live audit log since a day: drift, decisions, matured performance.
+
+    Writes the summary and the Prometheus text file, prints the alerts, and exits
+    with 1 when an alert fired.
+    """
+    from datetime import date
+
+    from cardfraud.monitoring.live import LiveRequest, run_live_monitor
+
+    webhook = os.environ.get("CARDFRAUD_CHAT_WEBHOOK_URL") if post_summary else None
+    if post_summary and not webhook:
+        raise _fail("--post-summary needs CARDFRAUD_CHAT_WEBHOOK_URL; set the URL")
+    try:
+        first = date.fromisoformat(since)
+        last = date.fromisoformat(until) if until else None
+    except ValueError as error:
+        raise _fail(f"--since/--until: {error}; write days as YYYY-MM-DD") from None
+    request = LiveRequest(
+        workspace=resolve_workspace(workspace),
+        params_path=_params_path(params),
+        since=first,
+        until=last,
+        audit_db=audit_db,
+        labels=labels,
+        out_dir=out,
+        cloudwatch_region=cloudwatch_region,
+        cloudwatch_endpoint=cloudwatch_endpoint,
+        chat_webhook_url=webhook,
+    )
+    try:
+        _report, summary = run_live_monitor(request)
+    except (FileNotFoundError, ValueError, LookupError) as error:
+        raise _fail(str(error)) from None
+    for alert in summary["alerts"]:
+        typer.echo(
+            f"alert {alert['kind']} {alert['subject']}: {alert['value']} "
+            f"(threshold {alert['threshold']}) since {alert['first_day']}"
+        )
+    typer.echo(json.dumps(summary["alert_counts"], sort_keys=True))
+    if summary["alerts"]:
+        raise typer.Exit(code=1)
 
 
 @app.command()

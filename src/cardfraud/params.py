@@ -242,6 +242,77 @@ class RegisterParams(StageParams):
     )
 
 
+class MonitorParams(StageParams):
+    """Replay of a period through the scoring core, and the monitor's thresholds."""
+
+    replay_start: date | None = Field(
+        default=None,
+        description="First day replayed (UTC); None starts at the champion's test "
+        "window.",
+    )
+    replay_days: int = Field(gt=0, description="Days replayed, cut at the data end.")
+    maturity_days: int = Field(
+        ge=0,
+        description="Age after which a transaction without a fraud report counts as "
+        "legitimate in matured performance.",
+    )
+    performance_window_days: int = Field(
+        gt=0, description="Event days pooled into each day's matured performance."
+    )
+    performance_drop: float = Field(
+        gt=0,
+        lt=1,
+        description="Relative fall of matured average precision below the model's "
+        "baseline that raises an alert (the interval must be below it too).",
+    )
+    min_frauds: int = Field(
+        ge=1, description="Fewest frauds in a window for a performance figure."
+    )
+    psi_alert: float = Field(gt=0, description="Feature PSI that counts as drift.")
+    score_psi_alert: float = Field(gt=0, description="Score PSI that counts as drift.")
+    drift_window_days: int = Field(
+        gt=0, description="Event days pooled into each day's drift sample."
+    )
+    drift_min_rows: int = Field(
+        ge=1, description="Fewest rows in a drift sample for the day to be judged."
+    )
+    drift_exclude: list[str] = Field(
+        default=[],
+        description="Features reported but not judged for drift alerts.",
+    )
+    confirm_days: int = Field(
+        ge=1, description="Consecutive days a condition holds before it alerts."
+    )
+    bootstrap_rounds: int = Field(ge=0, description="Resamples of each interval.")
+    skew_sample: int = Field(
+        ge=0, description="Decisions compared with the offline feature table."
+    )
+    latency_p99_ms: float = Field(
+        gt=0, description="Service p99 latency above which an alert fires."
+    )
+    error_rate: float = Field(
+        gt=0, lt=1, description="Share of 5xx responses above which an alert fires."
+    )
+    degraded_rate: float = Field(
+        gt=0,
+        lt=1,
+        description="Share of degraded scores above which an alert fires.",
+    )
+    seed: int = Field(ge=0)
+
+    @field_validator("replay_start", mode="before")
+    @classmethod
+    def _parse_replay_start(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                return date.fromisoformat(value)
+            except ValueError:
+                raise ValueError(
+                    f"{value!r} is not an ISO date; write it as YYYY-MM-DD or null"
+                ) from None
+        return value
+
+
 class PipelineParams(StageParams):
     """Every section of params.yaml."""
 
@@ -254,6 +325,7 @@ class PipelineParams(StageParams):
     evaluate: EvaluateParams
     explain: ExplainParams
     registry: RegisterParams
+    monitor: MonitorParams
 
 
 class ParamsError(ValueError):

@@ -37,6 +37,8 @@ STAGES: tuple[Stage, ...] = (
     Stage("explain", "07_explain", "explain"),
     Stage("register", "08_register", "registry"),
     Stage("report", "09_report", "registry"),
+    Stage("replay", "10_replay", "monitor", extra_sections=("features", "registry")),
+    Stage("monitor", "11_monitor", "monitor", extra_sections=("registry", "evaluate")),
 )
 STAGE_BY_NAME: dict[str, Stage] = {stage.name: stage for stage in STAGES}
 

@@ -38,6 +38,15 @@ SMOKE_OVERRIDES: dict[str, dict[str, Any]] = {
     },
     "evaluate": {"bootstrap_rounds": 50},
     "explain": {"sample_rows": 300},
+    "monitor": {
+        "replay_days": 14,
+        "maturity_days": 5,
+        "performance_window_days": 3,
+        "min_frauds": 5,
+        "drift_min_rows": 30,
+        "bootstrap_rounds": 20,
+        "skew_sample": 200,
+    },
 }
 
 

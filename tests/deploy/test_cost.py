@@ -33,6 +33,8 @@ COMPONENTS = [
     "image repository",
     "kms keys",
     "alarms",
+    "dashboards",
+    "custom metrics",
     "logs",
     "cost explorer report",
 ]
@@ -67,7 +69,7 @@ def test_default_estimate_within_50_pounds() -> None:
     assert result.budget_gbp == 50
     assert result.total_gbp <= 50
     assert result.within_budget
-    assert result.total_gbp == pytest.approx(33.34, abs=0.01)
+    assert result.total_gbp == pytest.approx(42.70, abs=0.01)
 
 
 def test_endpoint_hours_follow_schedule() -> None:
@@ -112,7 +114,7 @@ def test_cost_command_default_prints_components() -> None:
     assert result.exit_code == 0, result.output
     for component in COMPONENTS:
         assert f"| {component} |" in result.output
-    assert "| **total** | | **41.67** | **33.34** |" in result.output
+    assert "| **total** | | **53.37** | **42.70** |" in result.output
 
 
 def test_every_terraform_resource_type_priced() -> None:

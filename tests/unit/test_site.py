@@ -45,6 +45,16 @@ EMBEDDED_LABELS: dict[str, list[str]] = {
     "08_register": ["tbl-registration"],
     "09_report": ["tbl-pipeline-summary"],
 }
+# Labelled output cells of the monitor notebook that the monitoring post embeds.
+MONITORING_LABELS: dict[str, list[str]] = {
+    "11_monitor": [
+        "tbl-monitor-alerts",
+        "fig-monitor-drift",
+        "fig-monitor-performance",
+        "fig-monitor-decisions",
+        "tbl-monitor-quality",
+    ],
+}
 
 # A 1x1 PNG image, the output of every figure cell of the test notebooks.
 PNG_1X1 = base64.b64decode(
@@ -99,7 +109,7 @@ def write_notebook(path: Path, labels: list[str]) -> Path:
 
 
 def write_executed_notebooks(
-    folder: Path, labels: dict[str, list[str]] = EMBEDDED_LABELS
+    folder: Path, labels: dict[str, list[str]] = EMBEDDED_LABELS | MONITORING_LABELS
 ) -> Path:
     """Write one labelled notebook per stage into ``folder`` and return it."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -201,7 +211,7 @@ def test_renamed_embed_label_fails(site_project: Path) -> None:
 
 
 def test_renamed_cell_label_fails(site_project: Path) -> None:
-    labels = dict(EMBEDDED_LABELS)
+    labels = dict(EMBEDDED_LABELS | MONITORING_LABELS)
     labels["06_evaluate"] = ["tbl-metrics", "tbl-scenario-recall", "fig-roc-curve"]
     labels["06_evaluate"].append("fig-precision-recall")
     write_executed_notebooks(site_project / "reports" / "executed", labels)
@@ -370,8 +380,8 @@ def test_fallback_links_resolve(tmp_path: Path) -> None:
     out = tmp_path / "site"
     build_site(ROOT, out, executed_dir=executed, use_quarto=False)
     pages = sorted(out.rglob("*.html"))
-    # The case study, two posts, the blog listing and one page per notebook.
-    assert len(pages) == 1 + 3 + len(EMBEDDED_LABELS)
+    # The case study, three posts, the blog listing and one page per notebook.
+    assert len(pages) == 1 + 4 + len(EMBEDDED_LABELS | MONITORING_LABELS)
 
     broken = []
     for page in pages:
@@ -437,7 +447,7 @@ def test_fallback_index_inlines_tables(fallback_site: Path) -> None:
 
 def test_fallback_pages_omit_streams(fallback_site: Path) -> None:
     pages = sorted(fallback_site.rglob("*.html"))
-    assert len(pages) == 1 + 3 + len(EMBEDDED_LABELS)
+    assert len(pages) == 1 + 4 + len(EMBEDDED_LABELS | MONITORING_LABELS)
     for page in pages:
         text = page.read_text(encoding="utf-8")
         assert STDERR_MARKER not in text, page.name
@@ -522,7 +532,7 @@ def test_fallback_navbar_skips_unbuilt_page(
 
 
 def test_fallback_missing_label_raises(tmp_path: Path) -> None:
-    labels = dict(EMBEDDED_LABELS)
+    labels = dict(EMBEDDED_LABELS | MONITORING_LABELS)
     labels["06_evaluate"] = ["tbl-metrics", "tbl-scenario-recall", "fig-roc-curve"]
     executed = write_executed_notebooks(tmp_path / "executed", labels)
     out = tmp_path / "site"

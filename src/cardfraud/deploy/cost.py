@@ -3,7 +3,8 @@
 The estimate covers every billable component, Terraform-managed or not: the
 SageMaker endpoint for its service hours, the doubled fleet while a blue/green
 update runs, the API, the Lambda functions, the audit and feature tables, the data
-lake, the image repository, keys, alarms, logs and the weekly Cost Explorer report.
+lake, the image repository, keys, alarms, dashboards, the custom metrics of the
+monitor and of the service's EMF lines, logs and the weekly Cost Explorer report.
 Inputs are the price table (infra/pricing/<region>.yaml), the Terraform variables'
 defaults (overridden by a tfvars file) and the workload in infra/deploy.yaml.
 """
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from cardfraud.deploy.settings import DeploySettings
+from cardfraud.monitoring.exporters import cloudwatch_metric_count
 from cardfraud.paths import project_root
 
 WEEKS_PER_MONTH = 52 / 12
@@ -285,6 +287,22 @@ def estimate(
     alarms = resource_counts.get("aws_cloudwatch_metric_alarm", 0)
     lines.append(
         Line("alarms", f"{alarms} alarms", alarms * prices["cloudwatch_alarm_month"])
+    )
+    dashboards = resource_counts.get("aws_cloudwatch_dashboard", 0)
+    lines.append(
+        Line(
+            "dashboards",
+            f"{dashboards} dashboard{'' if dashboards == 1 else 's'}",
+            dashboards * prices["cloudwatch_dashboard_month"],
+        )
+    )
+    custom = cloudwatch_metric_count()
+    lines.append(
+        Line(
+            "custom metrics",
+            f"{custom['monitor']} monitor + {custom['service']} service (EMF)",
+            sum(custom.values()) * prices["cloudwatch_custom_metric_month"],
+        )
     )
     lines.append(
         Line(

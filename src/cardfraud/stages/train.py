@@ -11,6 +11,7 @@ import polars as pl
 
 from cardfraud.data import list_partitions
 from cardfraud.feature_store import read_training_set
+from cardfraud.monitoring.reference import write_reference_profile
 from cardfraud.params import TrainParams
 from cardfraud.paths import Workspace
 from cardfraud.training import (
@@ -37,7 +38,8 @@ def run(ws: Workspace, params: TrainParams) -> dict[str, Any]:
     """Train on ``features.parquet`` and write the model, its records and metrics.
 
     Writes ``model.ubj`` or ``model.txt``, ``model_meta.json``, ``tuning.json`` (every
-    Optuna trial) and ``references.json`` (the reference models) to
+    Optuna trial), ``references.json`` (the reference models) and
+    ``reference_profile.json`` (the drift monitor's reference distributions) to
     ``ws.candidate_dir``, and ``train.json`` to ``ws.metrics_dir``.
 
     Returns:
@@ -67,6 +69,7 @@ def run(ws: Workspace, params: TrainParams) -> dict[str, Any]:
     )
     remove_stale_models(ws.candidate_dir, keep=result.model.flavour)
     model_path = result.model.save(ws.candidate_dir)
+    write_reference_profile(ws.candidate_dir, frame, result.model)
     write_json(ws.candidate_dir / TUNING_FILE, result.tuning)
     write_json(ws.candidate_dir / REFERENCES_FILE, result.references)
     write_json(ws.metrics_dir / METRICS_FILE, result.metrics)

@@ -7,3 +7,8 @@ output "endpoint_log_group_arn" {
   description = "ARN of the endpoint's log group."
   value       = aws_cloudwatch_log_group.endpoint.arn
 }
+
+output "dashboard_name" {
+  description = "Name of the CloudWatch dashboard of the endpoint, the service and the monitor."
+  value       = aws_cloudwatch_dashboard.platform.dashboard_name
+}

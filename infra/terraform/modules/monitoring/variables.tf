@@ -35,3 +35,21 @@ variable "log_retention_days" {
   description = "Days CloudWatch Logs keeps the endpoint's logs."
   default     = 30
 }
+
+variable "service_namespace" {
+  type        = string
+  description = "CloudWatch namespace of the service's Embedded Metric Format log lines."
+  default     = "CardFraud/Service"
+}
+
+variable "monitor_namespace" {
+  type        = string
+  description = "CloudWatch namespace the scheduled monitor publishes its figures to."
+  default     = "CardFraud"
+}
+
+variable "psi_alert_threshold" {
+  type        = number
+  description = "Population stability index drawn as the drift alert line; keep equal to monitor.psi_alert in params.yaml."
+  default     = 0.25
+}
