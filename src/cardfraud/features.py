@@ -59,6 +59,12 @@ FIRST_TIME_ATTRIBUTES: dict[str, str] = {
     "first_time_country": "merchant_country",
 }
 """Flag of a card's first use of a value and the transaction column it checks."""
+NEW_VALUE_ATTRIBUTES: dict[str, str] = {
+    "merchants": "first_time_merchant",
+    "devices": "first_time_device",
+    "countries": "first_time_country",
+}
+"""Name part of each new-value count feature and the first-use flag it sums."""
 CARD_HISTORY_COLUMNS: tuple[str, ...] = (
     "card_prior_count",
     "card_amount_mean_prior",
@@ -84,6 +90,7 @@ _INT_PREFIXES: tuple[str, ...] = (
     "card_count_",
     "card_amount_sum_",
     "card_distinct_",
+    "card_new_",
     "merchant_count_",
     "first_time_",
 )
@@ -119,6 +126,15 @@ def card_distinct_columns(distinct_windows_hours: list[int]) -> list[str]:
     ]
 
 
+def card_new_value_columns(new_value_windows_hours: list[int]) -> list[str]:
+    """Return ``card_new_<merchants|devices|countries>_<w>h`` for each window."""
+    return [
+        f"card_new_{name}_{hours}h"
+        for hours in new_value_windows_hours
+        for name in NEW_VALUE_ATTRIBUTES
+    ]
+
+
 def merchant_columns(params: FeaturesParams) -> list[str]:
     """Return the merchant count features, then the merchant fraud rate features."""
     counts = [f"merchant_count_{hours}h" for hours in params.merchant_windows_hours]
@@ -134,6 +150,7 @@ def card_feature_columns(params: FeaturesParams) -> list[str]:
         card_window_columns(params.windows_hours)
         + list(CARD_HISTORY_COLUMNS)
         + card_distinct_columns(params.distinct_windows_hours)
+        + card_new_value_columns(params.new_value_windows_hours)
     )
 
 
@@ -162,7 +179,13 @@ def feature_dtype(name: str) -> pl.DataType:
 
 def card_state_window_hours(params: FeaturesParams) -> int:
     """Return the longest card window, which bounds the card's recent events."""
-    return max([*params.windows_hours, *params.distinct_windows_hours])
+    return max(
+        [
+            *params.windows_hours,
+            *params.distinct_windows_hours,
+            *params.new_value_windows_hours,
+        ]
+    )
 
 
 def merchant_state_window_hours(params: FeaturesParams) -> int:
@@ -181,6 +204,7 @@ def check_params(params: FeaturesParams) -> None:
     lists = {
         "windows_hours": params.windows_hours,
         "distinct_windows_hours": params.distinct_windows_hours,
+        "new_value_windows_hours": params.new_value_windows_hours,
         "merchant_windows_hours": params.merchant_windows_hours,
         "merchant_fraud_windows_days": params.merchant_fraud_windows_days,
     }
@@ -219,6 +243,13 @@ def describe_features(params: FeaturesParams) -> dict[str, dict[str, Any]]:
                 f"distinct non-null {column} among the card's earlier transactions "
                 "in the window",
                 {"window_hours": hours, "group": "card_id", "column": column},
+            )
+    for hours in params.new_value_windows_hours:
+        for name, flag in NEW_VALUE_ATTRIBUTES.items():
+            descriptions[f"card_new_{name}_{hours}h"] = _describe(
+                f"count of the card's earlier transactions in the window whose "
+                f"{flag} is 1",
+                {"window_hours": hours, "group": "card_id", "flag": flag},
             )
     for hours in params.merchant_windows_hours:
         descriptions[f"merchant_count_{hours}h"] = _describe(
@@ -431,7 +462,8 @@ def _add_card_features(frame: pl.DataFrame, params: FeaturesParams) -> pl.DataFr
     for hours in params.distinct_windows_hours:
         card = card.join(_distinct_counts(card, hours=hours), on=_SEQ, how="left")
     card = _add_card_history(card)
-    return _add_first_time_flags(card)
+    card = _add_first_time_flags(card)
+    return _add_new_value_counts(card, params)
 
 
 def _distinct_counts(card: pl.DataFrame, *, hours: int) -> pl.DataFrame:
@@ -515,6 +547,43 @@ def _add_first_time_flags(card: pl.DataFrame) -> pl.DataFrame:
         rank = pl.int_range(pl.len()).over("card_id", column)
         flags[name] = (pl.col(column).is_not_null() & (rank == 0)).cast(pl.Int64)
     return card.with_columns(**flags)
+
+
+def _add_new_value_counts(card: pl.DataFrame, params: FeaturesParams) -> pl.DataFrame:
+    """Add the counts of first uses among the card's earlier transactions per window.
+
+    ``card`` must be sorted by ``(card_id, _seq)`` and carry ``_pos`` and the
+    first-use flags. A window's count is the running flag sum before the row minus
+    the running sum before the window's first row (position ``_before``).
+    """
+    running = {
+        f"_new_{name}": pl.col(flag).cum_sum().over("card_id") - pl.col(flag)
+        for name, flag in NEW_VALUE_ATTRIBUTES.items()
+    }
+    card = card.with_columns(**running)
+    outside = card.select(
+        "card_id",
+        _before=pl.col("_pos"),
+        **{f"_out_{name}": pl.col(f"_new_{name}") for name in NEW_VALUE_ATTRIBUTES},
+    )
+    for hours in params.new_value_windows_hours:
+        bounds = _window_bounds(card, group="card_id", hours=hours, with_sum=False)
+        counts = (
+            card.select(_SEQ, "card_id", *running)
+            .join(bounds, on=_SEQ, how="left")
+            .join(outside, on=["card_id", "_before"], how="left")
+            .select(
+                _SEQ,
+                *(
+                    (pl.col(f"_new_{name}") - pl.col(f"_out_{name}"))
+                    .cast(pl.Int64)
+                    .alias(f"card_new_{name}_{hours}h")
+                    for name in NEW_VALUE_ATTRIBUTES
+                ),
+            )
+        )
+        card = card.join(counts, on=_SEQ, how="left")
+    return card.drop(*running)
 
 
 def _add_merchant_features(frame: pl.DataFrame, params: FeaturesParams) -> pl.DataFrame:

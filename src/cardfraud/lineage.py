@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from cardfraud.feast_definitions import REQUEST_SOURCE
-from cardfraud.features import DISTINCT_ATTRIBUTES
+from cardfraud.features import DISTINCT_ATTRIBUTES, NEW_VALUE_ATTRIBUTES
 from cardfraud.params import FeaturesParams
 
 if TYPE_CHECKING:
@@ -67,6 +67,9 @@ def expected_window_parameters(
     for hours in params.distinct_windows_hours:
         for name in DISTINCT_ATTRIBUTES:
             expected[f"card_distinct_{name}_{hours}h"] = {"window_hours": hours}
+    for hours in params.new_value_windows_hours:
+        for name in NEW_VALUE_ATTRIBUTES:
+            expected[f"card_new_{name}_{hours}h"] = {"window_hours": hours}
     for hours in params.merchant_windows_hours:
         expected[f"merchant_count_{hours}h"] = {"window_hours": hours}
     for days in params.merchant_fraud_windows_days:

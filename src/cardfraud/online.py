@@ -33,6 +33,7 @@ from cardfraud.features import (
     DISTINCT_ATTRIBUTES,
     FIRST_TIME_ATTRIBUTES,
     MIN_STD_MINOR,
+    NEW_VALUE_ATTRIBUTES,
     NO_HISTORY_SECONDS,
     ORDER_COLUMNS,
     card_state_window_hours,
@@ -83,6 +84,10 @@ class CardState:
         event_merchants: Their merchant ids.
         event_countries: Their merchant countries, ``""`` where absent.
         event_devices: Their device ids, ``""`` where absent.
+        event_new_merchants: 1 where the event was the card's first payment at its
+            merchant, else 0 (the ``first_time_merchant`` flag).
+        event_new_devices: The events' ``first_time_device`` flags, 0 or 1.
+        event_new_countries: The events' ``first_time_country`` flags, 0 or 1.
         count: Number of all the card's transactions so far.
         amount_sum: Sum of all their amounts.
         amount_shift: Amount of the card's first transaction.
@@ -100,6 +105,9 @@ class CardState:
     event_merchants: list[str] = field(default_factory=list)
     event_countries: list[str] = field(default_factory=list)
     event_devices: list[str] = field(default_factory=list)
+    event_new_merchants: list[int] = field(default_factory=list)
+    event_new_devices: list[int] = field(default_factory=list)
+    event_new_countries: list[int] = field(default_factory=list)
     count: int = 0
     amount_sum: int = 0
     amount_shift: int = 0
@@ -129,7 +137,19 @@ class MerchantState:
     fraud_label_us: list[int] = field(default_factory=list)
 
 
-CARD_ARRAY_INT_FIELDS = ("event_us", "event_amounts")
+CARD_ARRAY_INT_FIELDS = (
+    "event_us",
+    "event_amounts",
+    "event_new_merchants",
+    "event_new_devices",
+    "event_new_countries",
+)
+NEW_VALUE_EVENT_FIELDS: dict[str, str] = {
+    "merchants": "event_new_merchants",
+    "devices": "event_new_devices",
+    "countries": "event_new_countries",
+}
+"""Card state field with each event's first-use flag, per ``NEW_VALUE_ATTRIBUTES``."""
 CARD_ARRAY_STRING_FIELDS = (
     "event_ids",
     "event_merchants",
@@ -247,6 +267,11 @@ def _card_window_features(
         for name in DISTINCT_ATTRIBUTES:
             present = set(columns[name][start:end]) - {NO_VALUE}
             values[f"card_distinct_{name}_{hours}h"] = float(len(present))
+    for hours in params.new_value_windows_hours:
+        start = bisect.bisect_right(times, key[0] - hours * MICROSECONDS_PER_HOUR)
+        for name, state_field in NEW_VALUE_EVENT_FIELDS.items():
+            flags = getattr(card, state_field)[start:end]
+            values[f"card_new_{name}_{hours}h"] = float(sum(flags))
     return values
 
 
@@ -336,6 +361,7 @@ def add_transaction_to_card(
 
     shift = card.amount_shift if card.count > 0 else amount
     shifted = amount - shift
+    first_use = _first_use_events(card, transaction, position)
     return CardState(
         event_us=insert(card.event_us, now_us),
         event_ids=insert(card.event_ids, key[1]),
@@ -343,6 +369,9 @@ def add_transaction_to_card(
         event_merchants=insert(card.event_merchants, str(transaction["merchant_id"])),
         event_countries=insert(card.event_countries, country),
         event_devices=insert(card.event_devices, device),
+        event_new_merchants=insert(*first_use["event_new_merchants"]),
+        event_new_devices=insert(*first_use["event_new_devices"]),
+        event_new_countries=insert(*first_use["event_new_countries"]),
         count=card.count + 1,
         amount_sum=card.amount_sum + amount,
         amount_shift=shift,
@@ -353,6 +382,60 @@ def add_transaction_to_card(
         devices=_with_value(card.devices, device),
         countries=_with_value(card.countries, country),
     )
+
+
+EVENT_VALUE_FIELDS: dict[str, str] = {
+    "merchant_id": "event_merchants",
+    "device_id": "event_devices",
+    "merchant_country": "event_countries",
+}
+"""Card state field with each recent event's value of a transaction column."""
+
+
+def _first_use_events(
+    card: CardState, transaction: dict[str, Any], position: int
+) -> dict[str, tuple[list[int], int]]:
+    """Return each first-use flag field's events and the new event's flag.
+
+    A card's first use of a merchant, device or country is its earliest payment
+    with that value in event time, as in the feature table. When a transaction
+    arrives after a later one with the same value (two workers, or a late
+    delivery), it takes the flag over from that later event, so the state does not
+    depend on the order of arrival within the card's window. ``position`` is the
+    index where the transaction goes among the card's events.
+    """
+    seen = {
+        "merchant_id": card.merchants,
+        "device_id": card.devices,
+        "merchant_country": card.countries,
+    }
+    result = {}
+    for name, state_field in NEW_VALUE_EVENT_FIELDS.items():
+        column = FIRST_TIME_ATTRIBUTES[NEW_VALUE_ATTRIBUTES[name]]
+        flags = list(getattr(card, state_field))
+        value = transaction.get(column)
+        if value is None or str(value) == NO_VALUE:
+            result[state_field] = (flags, 0)
+            continue
+        value = str(value)
+        if value not in seen[column]:
+            result[state_field] = (flags, 1)
+            continue
+        values = getattr(card, EVENT_VALUE_FIELDS[column])
+        later_first = next(
+            (
+                index
+                for index in range(position, len(values))
+                if flags[index] and values[index] == value
+            ),
+            None,
+        )
+        if later_first is None:
+            result[state_field] = (flags, 0)
+            continue
+        flags[later_first] = 0
+        result[state_field] = (flags, 1)
+    return result
 
 
 def _with_value(values: list[str], value: str) -> list[str]:
@@ -798,6 +881,21 @@ def _bootstrap_cards(
     def non_null_sorted(column: str) -> pl.Expr:
         return pl.col(column).drop_nulls().unique().sort().alias(column)
 
+    # First-use flags as the feature table defines them: the card's first
+    # non-null value of the column in the global order.
+    history = history.with_columns(
+        (
+            pl.col(column).is_not_null()
+            & (pl.int_range(pl.len()).over("card_id", column) == 0)
+        )
+        .cast(pl.Int64)
+        .alias(f"_{flag}")
+        for flag, column in FIRST_TIME_ATTRIBUTES.items()
+    )
+    new_value_events = {
+        state_field: pl.col(f"_{NEW_VALUE_ATTRIBUTES[name]}").filter(recent)
+        for name, state_field in NEW_VALUE_EVENT_FIELDS.items()
+    }
     lifetime = history.group_by("card_id").agg(
         count=pl.len().cast(pl.Int64),
         amount_sum=amount.sum(),
@@ -814,6 +912,7 @@ def _bootstrap_cards(
         event_merchants=pl.col("merchant_id").filter(recent),
         event_countries=pl.col("merchant_country").fill_null(NO_VALUE).filter(recent),
         event_devices=pl.col("device_id").fill_null(NO_VALUE).filter(recent),
+        **new_value_events,
     )
     names = [item.name for item in fields(CardState)]
     return lifetime.select(

@@ -90,6 +90,14 @@ class FeaturesParams(StageParams):
         min_length=1,
         description="Windows of the card's distinct merchants, countries and devices.",
     )
+    new_value_windows_hours: list[int] = Field(
+        default=[1, 24],
+        min_length=1,
+        description=(
+            "Windows of the card's counts of first-time merchants, devices and "
+            "countries."
+        ),
+    )
     merchant_windows_hours: list[int] = Field(
         default=[1, 24, 168],
         min_length=1,
@@ -263,7 +271,22 @@ class MonitorParams(StageParams):
         gt=0,
         lt=1,
         description="Relative fall of matured average precision below the model's "
-        "baseline that raises an alert (the interval must be below it too).",
+        "baseline at which the Prometheus ticket rule "
+        "CardFraudMaturedAveragePrecisionDrop fires (the upper bound of its "
+        "interval must be below the baseline too). The monitor's own performance "
+        "alert tests ROC AUC instead.",
+    )
+    performance_alpha: float = Field(
+        gt=0,
+        lt=0.5,
+        description="One-sided significance level of the monitor's test that "
+        "matured ROC AUC is below the baseline's.",
+    )
+    performance_gini_drop: float = Field(
+        gt=0,
+        lt=1,
+        description="Smallest relative fall of the Gini coefficient (2 * ROC AUC "
+        "- 1) below the baseline's that the monitor counts as a performance drop.",
     )
     min_frauds: int = Field(
         ge=1, description="Fewest frauds in a window for a performance figure."

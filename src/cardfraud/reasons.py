@@ -110,6 +110,9 @@ def state_feature(feature: str, value: float) -> str:
         "card_distinct_merchants_": f"The card paid {count} merchant(s) {window}",
         "card_distinct_countries_": f"The card paid in {count} country(ies) {window}",
         "card_distinct_devices_": f"The card used {count} device(s) {window}",
+        "card_new_merchants_": f"The card paid {count} new merchant(s) {window}",
+        "card_new_devices_": f"The card used {count} new device(s) {window}",
+        "card_new_countries_": f"The card paid in {count} new country(ies) {window}",
         "merchant_count_": f"The merchant had {count} payment(s) {window}",
         "merchant_fraud_rate_": (
             f"{value:.1%} of the merchant's payments {window} were reported as fraud"

@@ -14,6 +14,8 @@ from hypothesis import strategies as st
 
 from cardfraud.features import (
     DISTINCT_ATTRIBUTES,
+    FIRST_TIME_ATTRIBUTES,
+    NEW_VALUE_ATTRIBUTES,
     NO_DISTANCE_KM,
     NO_HISTORY_SECONDS,
     OWN_COLUMNS,
@@ -90,6 +92,20 @@ def label_time(row: dict, delay_days: int) -> datetime:
 def reference_features(frame: pl.DataFrame, params: FeaturesParams) -> list[dict]:
     """Compute the history features row by row from all earlier-ordered rows."""
     rows = frame.sort("timestamp", "transaction_id").to_dicts()
+    first_use = [
+        {
+            name: int(
+                row[column] is not None
+                and all(
+                    p[column] != row[column]
+                    for p in rows[:i]
+                    if p["card_id"] == row["card_id"]
+                )
+            )
+            for name, column in FIRST_TIME_ATTRIBUTES.items()
+        }
+        for i, row in enumerate(rows)
+    ]
     results = []
     for i, row in enumerate(rows):
         t = row["timestamp"]
@@ -105,6 +121,17 @@ def reference_features(frame: pl.DataFrame, params: FeaturesParams) -> list[dict
             for name, column in DISTINCT_ATTRIBUTES.items():
                 present = {p[column] for p in window if p[column] is not None}
                 result[f"card_distinct_{name}_{hours}h"] = len(present)
+        for hours in params.new_value_windows_hours:
+            window = [
+                j
+                for j in range(i)
+                if rows[j]["card_id"] == row["card_id"]
+                and rows[j]["timestamp"] > t - timedelta(hours=hours)
+            ]
+            for name, flag in NEW_VALUE_ATTRIBUTES.items():
+                result[f"card_new_{name}_{hours}h"] = sum(
+                    first_use[j][flag] for j in window
+                )
         amounts = [p["amount_minor"] for p in card]
         result["card_prior_count"] = len(amounts)
         result["card_amount_mean_prior"] = float(np.mean(amounts)) if amounts else 0.0
@@ -112,14 +139,7 @@ def reference_features(frame: pl.DataFrame, params: FeaturesParams) -> list[dict
         result["seconds_since_prev_card"] = (
             (t - card[-1]["timestamp"]).total_seconds() if card else NO_HISTORY_SECONDS
         )
-        for name, column in (
-            ("first_time_merchant", "merchant_id"),
-            ("first_time_device", "device_id"),
-            ("first_time_country", "merchant_country"),
-        ):
-            result[name] = int(
-                row[column] is not None and all(p[column] != row[column] for p in card)
-            )
+        result.update(first_use[i])
         for hours in params.merchant_windows_hours:
             window = [
                 p for p in merchant if p["timestamp"] > t - timedelta(hours=hours)
@@ -186,6 +206,20 @@ def test_features_tied_timestamp_orders_by_id() -> None:
     assert table["seconds_since_prev_card"].to_list() == [NO_HISTORY_SECONDS, 0.0]
 
 
+def test_new_merchant_count_sums_first_uses() -> None:
+    frame = make_transactions(4, seed=5, cards=1, merchants=1, days=1, grid_s=86_400)
+    minutes = [0, 10, 20, 90]
+    frame = frame.with_columns(
+        transaction_id=pl.Series(["a", "b", "c", "d"]),
+        timestamp=pl.Series([START + timedelta(minutes=m) for m in minutes]),
+        merchant_id=pl.Series(["m1", "m2", "m1", "m3"]),
+    )
+    table = build_feature_table(frame, PARAMS)
+    assert table["first_time_merchant"].to_list() == [1, 1, 0, 1]
+    assert table["card_new_merchants_1h"].to_list() == [0, 1, 2, 0]
+    assert table["card_new_merchants_24h"].to_list() == [0, 1, 2, 2]
+
+
 def test_features_unchanged_by_later_rows() -> None:
     frame = make_transactions(600, seed=7, cards=8, merchants=6, days=60, grid_s=600)
     cutoff = START + timedelta(days=30)
@@ -221,6 +255,7 @@ def test_features_unchanged_by_appended_rows(
         update={
             "windows_hours": [1, 24, 72],
             "distinct_windows_hours": [1, 48],
+            "new_value_windows_hours": [1, 48],
             "merchant_windows_hours": [1, 24],
             "merchant_fraud_windows_days": [1, 3],
             "label_delay_days": 1,
@@ -282,7 +317,7 @@ def test_feature_table_types_and_nulls() -> None:
     )
     table = build_feature_table(frame, PARAMS)
     columns = feature_columns(PARAMS)
-    assert len(columns) == 36
+    assert len(columns) == 42
     assert table.select(columns).null_count().sum_horizontal().item() == 0
     for name in columns:
         assert table.schema[name] == feature_dtype(name), name

@@ -80,7 +80,7 @@ def test_registry_lists_applied_views(feature_views: dict[str, set[str]]) -> Non
 
 def test_built_lineage_passes(feature_views: dict[str, set[str]]) -> None:
     lineage = built_lineage()
-    assert len(lineage) == len(feature_columns(PARAMS)) == 36
+    assert len(lineage) == len(feature_columns(PARAMS)) == 42
     assert run_check(lineage, feature_views) == []
     raise_for_lineage([])
 
@@ -193,6 +193,7 @@ def test_expected_windows_follow_params() -> None:
         windows_hours=[2],
         label_delay_days=9,
         distinct_windows_hours=[6],
+        new_value_windows_hours=[4],
         merchant_windows_hours=[3],
         merchant_fraud_windows_days=[5],
     )
@@ -202,6 +203,9 @@ def test_expected_windows_follow_params() -> None:
         "card_distinct_merchants_6h": {"window_hours": 6},
         "card_distinct_countries_6h": {"window_hours": 6},
         "card_distinct_devices_6h": {"window_hours": 6},
+        "card_new_merchants_4h": {"window_hours": 4},
+        "card_new_devices_4h": {"window_hours": 4},
+        "card_new_countries_4h": {"window_hours": 4},
         "merchant_count_3h": {"window_hours": 3},
         "merchant_fraud_rate_5d": {"window_days": 5, "label_delay_days": 9},
     }

@@ -307,3 +307,50 @@ def test_replay_orders_labels_before_tied_transactions() -> None:
         for kind, event in replay_events(frame, PARAMS, start=START)
     ]
     assert kinds == [("transaction", "a"), ("label", "a"), ("transaction", "b")]
+
+
+def test_card_first_use_flags_ignore_arrival_order() -> None:
+    payments = [
+        transaction(
+            transaction_id=f"t{i}",
+            timestamp=START + timedelta(minutes=i),
+            merchant_id=f"m{i % 2}",
+            device_id=None if i == 3 else f"d{i % 3}",
+            merchant_country="DE" if i < 4 else "FR",
+        )
+        for i in range(6)
+    ]
+    in_order = CardState()
+    for payment in payments:
+        in_order = add_transaction_to_card(in_order, payment, PARAMS)
+    for arrival in ([5, 4, 3, 2, 1, 0], [2, 0, 5, 1, 4, 3], [1, 3, 5, 0, 2, 4]):
+        shuffled = CardState()
+        for index in arrival:
+            shuffled = add_transaction_to_card(shuffled, payments[index], PARAMS)
+        assert shuffled == in_order, arrival
+    assert in_order.event_new_merchants == [1, 1, 0, 0, 0, 0]
+    assert in_order.event_new_devices == [1, 1, 1, 0, 0, 0]
+    assert in_order.event_new_countries == [1, 0, 0, 0, 1, 0]
+
+
+def test_card_first_use_flags_match_feature_table() -> None:
+    frame = make_transactions(400, seed=11, cards=12, merchants=6, days=3, grid_s=600)
+    table = build_feature_table(frame, PARAMS).sort("timestamp", "transaction_id")
+    states: dict[str, CardState] = {}
+    shuffled = frame.sample(fraction=1.0, shuffle=True, seed=3)
+    for row in shuffled.iter_rows(named=True):
+        card = states.get(row["card_id"], CardState())
+        states[row["card_id"]] = add_transaction_to_card(card, row, PARAMS)
+    for card_id, card in states.items():
+        rows = table.filter(pl.col("card_id") == card_id)
+        recent = rows.filter(pl.col("transaction_id").is_in(card.event_ids))
+        assert recent["transaction_id"].to_list() == card.event_ids
+        assert recent["first_time_merchant"].cast(pl.Int64).to_list() == (
+            card.event_new_merchants
+        )
+        assert recent["first_time_device"].cast(pl.Int64).to_list() == (
+            card.event_new_devices
+        )
+        assert recent["first_time_country"].cast(pl.Int64).to_list() == (
+            card.event_new_countries
+        )

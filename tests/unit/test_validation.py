@@ -88,7 +88,7 @@ def run_raw(frame: pl.DataFrame, params: ValidateRawParams = RAW_PARAMS):
 
 
 def test_committed_suites_reload_every_expectation() -> None:
-    for name, expected in ((RAW_SUITE, 24), (FEATURES_SUITE, 87)):
+    for name, expected in ((RAW_SUITE, 24), (FEATURES_SUITE, 99)):
         document = load_suite_document(name)
         suite = build_suite(document)
         assert len(document["expectations"]) == expected, name
