@@ -4,7 +4,8 @@ Start it with ``make serve`` or ``cardfraud serve`` (127.0.0.1), or
 ``cardfraud serve --sagemaker`` (0.0.0.0:8080, the SageMaker container contract).
 Settings come from environment variables; the README lists them. The HTTP routes are
 in ``cardfraud.service_app``; BentoML runs the workers, the traffic limits and
-``/metrics``.
+``/metrics``. With ``CARDFRAUD_EMF=1``, the default of ``--sagemaker``, every scoring
+request also writes a CloudWatch EMF line to stdout (``cardfraud.service_emf``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import os
 import bentoml
 
 from cardfraud.service_app import RouteToApp, ServiceState, create_app
+from cardfraud.service_emf import EmfMiddleware, emf_enabled
 
 logger = logging.getLogger("cardfraud.service")
 
@@ -32,6 +34,8 @@ def current_state() -> ServiceState:
 app = create_app(
     current_state, max_batch=int(os.environ.get("CARDFRAUD_MAX_BATCH", "100"))
 )
+if emf_enabled():
+    app.add_middleware(EmfMiddleware)
 
 
 @bentoml.service(

@@ -1,7 +1,8 @@
-"""Session fixtures: a smoke-size pipeline run and smoke-executed notebooks.
+"""Shared fixtures: a smoke-size pipeline run, smoke-executed notebooks and servers.
 
-Both build everything in temporary folders: the pipeline's own data/, models/, state/
-and reports/executed/ are never read or written by the tests.
+The pipeline and notebooks build everything in temporary folders: the pipeline's own
+data/, models/, state/ and reports/executed/ are never read or written by the tests.
+The servers (redis-server, and moto in place of AWS) listen on 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -57,3 +58,38 @@ def executed_notebooks_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         out_dir, workspace_dir=tmp_path_factory.mktemp("notebook-workspace")
     )
     return out_dir
+
+
+@pytest.fixture(scope="module")
+def redis_connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """``host:port`` of a redis-server on 127.0.0.1 for one test module.
+
+    The server keeps no data on disk. The test is skipped when ``redis-server`` is
+    not installed.
+    """
+    from tests.support.servers import redis_server_or_skip
+
+    with redis_server_or_skip(tmp_path_factory.mktemp("redis")) as server:
+        yield server.connection
+
+
+@pytest.fixture(scope="session")
+def moto_url() -> Iterator[str]:
+    """URL of a moto server on 127.0.0.1 in place of AWS, for the whole session.
+
+    Resources stay between tests, so a test that needs an empty server requests
+    ``fresh_moto_url``.
+    """
+    from tests.support.aws import moto_server
+
+    with moto_server() as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_moto_url(moto_url: str) -> str:
+    """URL of the session's moto server, with every resource deleted."""
+    from tests.support.aws import reset_moto
+
+    reset_moto(moto_url)
+    return moto_url

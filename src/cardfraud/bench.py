@@ -12,6 +12,7 @@ import logging
 import os
 import platform
 import resource
+import subprocess
 import tempfile
 import time
 from collections.abc import Iterator
@@ -206,16 +207,41 @@ def time_online_path(
     }
 
 
+REDIS_START_TIMEOUT_S = 20.0
+
+
+@dataclass(frozen=True)
+class RedisServer:
+    """A running redis-server started by ``redis_server_process``.
+
+    Attributes:
+        connection: ``host:port`` on 127.0.0.1, as Feast's ``connection_string``.
+        process: The server process; stopping it early (a fault test) is allowed.
+    """
+
+    connection: str
+    process: subprocess.Popen
+
+
 @contextlib.contextmanager
-def redis_server(folder: Path) -> Iterator[str | None]:
+def redis_server_process(folder: Path) -> Iterator[RedisServer | None]:
     """Run a redis-server on 127.0.0.1 on a free port, without persistence.
 
+    The server is stopped with SIGTERM on exit unless it has already exited.
+
+    Args:
+        folder: Working folder of the server (``--dir``); it writes no data there.
+
     Yields:
-        ``host:port``, or None when the ``redis-server`` binary is not installed.
+        The running server, or None when the ``redis-server`` binary is not
+        installed.
+
+    Raises:
+        RuntimeError: The server exited or did not respond to PING within
+            ``REDIS_START_TIMEOUT_S`` seconds.
     """
     import shutil
     import socket
-    import subprocess
 
     binary = shutil.which("redis-server")
     if binary is None:
@@ -233,7 +259,7 @@ def redis_server(folder: Path) -> Iterator[str | None]:
     )
     client = redis.Redis(host="127.0.0.1", port=port)
     try:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
         while True:
             try:
                 client.ping()
@@ -245,12 +271,24 @@ def redis_server(folder: Path) -> Iterator[str | None]:
                     ) from None
                 time.sleep(0.05)
         logger.info("redis-server %d listening on 127.0.0.1:%d", process.pid, port)
-        yield f"127.0.0.1:{port}"
+        yield RedisServer(f"127.0.0.1:{port}", process)
     finally:
         client.close()
-        process.terminate()
+        if process.poll() is None:
+            process.terminate()
         process.wait(timeout=10)
         logger.info("redis-server %d stopped", process.pid)
+
+
+@contextlib.contextmanager
+def redis_server(folder: Path) -> Iterator[str | None]:
+    """Run a redis-server on 127.0.0.1 on a free port, without persistence.
+
+    Yields:
+        ``host:port``, or None when the ``redis-server`` binary is not installed.
+    """
+    with redis_server_process(folder) as server:
+        yield None if server is None else server.connection
 
 
 def write_redis_store_yaml(repo: Path, connection: str) -> Path:
@@ -468,11 +506,35 @@ def prepare_monitor_bench(
     )
 
 
+def reset_peak_rss() -> bool:
+    """Reset the process's peak RSS (Linux ``VmHWM``); False where unsupported."""
+    try:
+        Path("/proc/self/clear_refs").write_text("5")
+    except OSError:
+        return False
+    return True
+
+
+def peak_rss_since_reset_mib() -> float:
+    """Return ``VmHWM`` from ``/proc/self/status`` in MiB: the peak since a reset."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
+    raise RuntimeError("/proc/self/status has no VmHWM line")
+
+
 def run_monitor_bench(bench: MonitorBench) -> dict[str, float | int]:
-    """Time reading the audit log and running the monitor on it."""
+    """Time reading the audit log and running the monitor on it.
+
+    On Linux the peak RSS is reset before the timed part, so it is the peak while
+    that part runs, including the prepared inputs still in memory. Elsewhere it
+    is the peak of the whole process, the preparation included.
+    """
     from cardfraud.monitoring.decisions import read_audit_decisions
     from cardfraud.monitoring.monitor import run_monitor
 
+    peak_reset = reset_peak_rss()
+    load_at_start = os.getloadavg()[0]
     started = time.perf_counter()
     decisions = read_audit_decisions(bench.audit, feature_columns=bench.columns)
     read_done = time.perf_counter()
@@ -491,7 +553,11 @@ def run_monitor_bench(bench: MonitorBench) -> dict[str, float | int]:
         "read_seconds": round(read_done - started, 1),
         "monitor_seconds": round(finished - read_done, 1),
         "total_seconds": round(finished - started, 1),
-        "peak_rss_mib": round(peak_rss_mib()),
+        "peak_rss_mib": round(
+            peak_rss_since_reset_mib() if peak_reset else peak_rss_mib()
+        ),
+        "load_1min_start": round(load_at_start, 2),
+        "load_1min_end": round(os.getloadavg()[0], 2),
     }
 
 
@@ -507,10 +573,28 @@ def time_monitor(
 
     Returns:
         rows (decisions monitored), audit_mib (file size), read_seconds,
-        monitor_seconds, total_seconds and peak_rss_mib.
+        monitor_seconds, total_seconds, peak_rss_mib (see
+        :func:`run_monitor_bench`), and the 1-minute load average when the timed
+        part started and ended (load_1min_start, load_1min_end), because other
+        processes on the machine slow it down.
     """
     with tempfile.TemporaryDirectory(prefix="cardfraud-bench-monitor-") as folder:
         bench = prepare_monitor_bench(Path(folder), params_path, rows=rows, seed=seed)
         result = run_monitor_bench(bench)
     logger.info("monitor over %d audit rows: %s", result["rows"], result)
     return result
+
+
+def monitor_table(result: dict[str, float | int]) -> str:
+    """Format a :func:`time_monitor` result as a markdown table."""
+    return "\n".join(
+        [
+            "| rows | audit MiB | read s | monitor s | total s | peak RSS MiB "
+            "| 1-min load at start, end |",
+            "|---|---|---|---|---|---|---|",
+            f"| {result['rows']:,} | {result['audit_mib']:,} | "
+            f"{result['read_seconds']} | {result['monitor_seconds']} | "
+            f"{result['total_seconds']} | {result['peak_rss_mib']:,} | "
+            f"{result['load_1min_start']}, {result['load_1min_end']} |",
+        ]
+    )

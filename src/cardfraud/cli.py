@@ -269,9 +269,12 @@ def bench(
         list[str] | None,
         typer.Option(
             help="Run only this section; repeat for several: generator, features, "
-            "stages or service. Default: all."
+            "stages, service or monitor. Default: all."
         ),
     ] = None,
+    monitor_rows: Annotated[
+        int, typer.Option(min=1, help="Audit records of the monitor benchmark.")
+    ] = 1_000_000,
     load_rate: Annotated[
         float, typer.Option(min=1, help="Requests per second of the service run.")
     ] = 200,
@@ -287,7 +290,8 @@ def bench(
     Also times the feature build of 1,000,000 transactions and the online read plus
     update of single transactions on SQLite and Redis, and load-tests the scoring
     service and a bare BentoML service with an open-loop generator on this
-    machine. Everything runs on temporary workspaces, so the pipeline's own
+    machine, and times the monitor over an audit log of --monitor-rows decisions.
+    Everything runs on temporary workspaces, so the pipeline's own
     outputs and MLflow store stay untouched. Prints markdown tables for
     docs/benchmarks.md, and exits with 1 when the service misses a latency bound or
     loses an audit record.
@@ -301,7 +305,7 @@ def bench(
     )
     from cardfraud.params import load_params
 
-    known = ("generator", "features", "stages", "service")
+    known = ("generator", "features", "stages", "service", "monitor")
     sections = set(only or known)
     unknown = sorted(sections - set(known))
     if unknown:
@@ -336,6 +340,37 @@ def bench(
             typer.echo(f"bound missed: {failure}", err=True)
         if failures:
             raise typer.Exit(code=1)
+    if "monitor" in sections:
+        from cardfraud.bench import monitor_table, time_monitor
+
+        typer.echo("\n## Monitor over the audit log, in process\n")
+        seed = load_params(params_path).generate.seed
+        typer.echo(
+            monitor_table(time_monitor(params_path, rows=monitor_rows, seed=seed))
+        )
+
+
+@app.command("migrate-audit")
+def migrate_audit(
+    path: Annotated[Path, typer.Argument(help="SQLite audit log, changed in place.")],
+) -> None:
+    """Fill the monitor rows of an audit log that an older version wrote.
+
+    Holds the file's write lock until it finishes (about 2.5 minutes per million
+    records), so stop the service first. Otherwise its writer retries and then
+    appends its batches to the fallback file. The records are left unchanged.
+    """
+    import sqlite3
+
+    from cardfraud.audit import SCHEMA_VERSION, AuditSchemaError, migrate_audit_file
+
+    try:
+        filled = migrate_audit_file(path)
+    except (FileNotFoundError, AuditSchemaError, sqlite3.Error) as error:
+        raise _fail(f"{path}: {error}") from None
+    typer.echo(
+        f"{path}: filled {filled} monitor row(s); schema version {SCHEMA_VERSION}"
+    )
 
 
 @app.command()
@@ -440,7 +475,8 @@ def serve(
         typer.Option(
             "--sagemaker",
             help="Serve the SageMaker container contract: 0.0.0.0:8080, GET /ping, "
-            "POST /invocations, explanations authorised by the endpoint's IAM.",
+            "POST /invocations, explanations authorised by the endpoint's IAM, and "
+            "an EMF metrics line per scoring request on stdout (CARDFRAUD_EMF=1).",
         ),
     ] = False,
 ) -> None:
@@ -450,13 +486,17 @@ def serve(
     invalid parameters file stops here with one message instead of workers that
     restart. The alias is resolved once here and the version number passed to every
     worker (CARDFRAUD_MODEL_VERSION), so all workers serve the same version.
+    BentoML runs with BENTOML_HOME set to ``$BENTOML_HOME/cardfraud-serve/<pid>``, so
+    another service starting on the machine cannot delete this one's metrics.
     """
     from cardfraud.params import ParamsError
     from cardfraud.registry import find_alias_version, make_client
+    from cardfraud.service_emf import emf_enabled
     from cardfraud.serving import ServiceSettings
 
     try:
         settings = ServiceSettings.from_environment()
+        emf_enabled()
     except (ParamsError, ValueError) as error:
         raise _fail(str(error)) from None
     if settings.model_dir is not None:
@@ -486,11 +526,13 @@ def serve(
         )
 
     bentoml = shutil.which("bentoml") or str(Path(sys.executable).with_name("bentoml"))
+    _isolate_bentoml_home()
     root = project_root()
     os.environ.setdefault("CARDFRAUD_ROOT", str(root))
     os.environ["CARDFRAUD_WORKERS"] = str(workers)
     if sagemaker:
         os.environ.setdefault("CARDFRAUD_INVOCATIONS_AUTH", "iam")
+        os.environ.setdefault("CARDFRAUD_EMF", "1")
     bento_dir = Path(os.environ.get("CARDFRAUD_BENTO_DIR", root / "bento"))
     args = [
         bentoml,
@@ -505,6 +547,27 @@ def serve(
     ]
     logger.info("starting %s", " ".join(args))
     os.execv(bentoml, args)
+
+
+def _isolate_bentoml_home() -> None:
+    """Point BENTOML_HOME at a home of this process's own.
+
+    Every BentoML service that starts empties the Prometheus multiprocess folder of
+    its home, so services sharing one would delete each other's worker metrics
+    (see ``cardfraud.service_metrics``).
+    """
+    from cardfraud.service_metrics import default_bentoml_home, isolated_bentoml_home
+
+    base = default_bentoml_home()
+    try:
+        home = isolated_bentoml_home(base, os.getpid())
+    except OSError as error:
+        raise _fail(
+            f"failed to create this service's BentoML home under BENTOML_HOME={base}: "
+            f"{error}; set BENTOML_HOME to a writable folder"
+        ) from None
+    os.environ["BENTOML_HOME"] = str(home)
+    logger.info("BentoML home of this service: %s", home)
 
 
 def main() -> None:

@@ -1,16 +1,13 @@
 """Online/offline parity: a replayed day through Feast equals the training set.
 
-The day is replayed on SQLite and on a real redis-server on 127.0.0.1, started here.
+The day is replayed on SQLite, on a real redis-server on 127.0.0.1, and on DynamoDB
+of a moto server on 127.0.0.1 (the servers are fixtures of tests/conftest.py).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import time
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -35,6 +32,7 @@ from cardfraud.online import (
 from cardfraud.params import FeaturesParams
 from cardfraud.paths import Workspace, project_root
 from cardfraud.schema import CHANNELS, polars_schema
+from tests.support.aws import use_fake_aws_credentials
 
 os.environ.setdefault("FEAST_USAGE", "False")
 os.environ.setdefault("DO_NOT_TRACK", "1")
@@ -48,7 +46,6 @@ PARAMS = FeaturesParams(
 )
 START = datetime(2025, 1, 1, tzinfo=UTC)
 REPLAY_DAY = START + timedelta(days=31)
-REDIS_START_TIMEOUT_S = 20
 
 
 def history_rows(rng: np.random.Generator) -> list[dict]:
@@ -169,47 +166,6 @@ def offline_folder(
     return folder
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def redis_connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server on 127.0.0.1 on a free port, without persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed; install the redis-server package")
-    import redis
-
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
-    command += ["--appendonly", "no", "--dir", str(folder)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    client = redis.Redis(host="127.0.0.1", port=port)
-    try:
-        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server on port {port} did not start"
-                    ) from None
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
-
-
 def make_workspace(root: Path, offline_folder: Path) -> Workspace:
     ws = Workspace(root)
     ws.features_dir.mkdir(parents=True)
@@ -321,28 +277,16 @@ def test_redis_without_skip_dedup_rejected(
 
 
 @pytest.fixture
-def moto_endpoint(monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
+def moto_endpoint(
+    fresh_moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> str:
     """A moto server on 127.0.0.1 standing in for S3 and DynamoDB, fake credentials."""
-    server_module = pytest.importorskip("moto.server")
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_REGION": "eu-west-2",
-        "AWS_DEFAULT_REGION": "eu-west-2",
-        "FEAST_S3_BUCKET": "cardfraud-feast-test",
-    }.items():
-        monkeypatch.setenv(name, value)
-    server = server_module.ThreadedMotoServer(ip_address="127.0.0.1", port=free_port())
-    server.start()
-    host, port = server.get_host_and_port()
-    endpoint = f"http://{host}:{port}"
+    use_fake_aws_credentials(monkeypatch, tmp_path, region="eu-west-2")
+    monkeypatch.setenv("AWS_REGION", "eu-west-2")
+    monkeypatch.setenv("FEAST_S3_BUCKET", "cardfraud-feast-test")
     # Feast's S3 registry reads its endpoint from this variable.
-    monkeypatch.setenv("FEAST_S3_ENDPOINT_URL", endpoint)
-    try:
-        yield endpoint
-    finally:
-        server.stop()
+    monkeypatch.setenv("FEAST_S3_ENDPOINT_URL", fresh_moto_url)
+    return fresh_moto_url
 
 
 def aws_store_yaml(ws: Workspace, endpoint: str) -> Path:

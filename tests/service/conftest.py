@@ -1,4 +1,4 @@
-"""Fixtures of the service tests: a served workspace, redis-server and the service.
+"""Fixtures of the service tests: a served workspace and the running service.
 
 The served workspace copies the smoke workspace's data and trains one model family
 on it in process. Its online store holds every card's and merchant's state as of
@@ -8,14 +8,13 @@ the feature table's values.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -31,17 +30,11 @@ from cardfraud.features import feature_columns
 from cardfraud.params import PipelineParams, load_params
 from cardfraud.paths import Workspace, project_root
 from cardfraud.pipeline import run_stage
+from tests.support.servers import free_port
 
 START_TIMEOUT_S = 120
-REDIS_START_TIMEOUT_S = 20
 TOKEN = "test-explanation-token"
 LABEL_COLUMNS = ("is_fraud", "label_available_at", "fraud_scenario")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @dataclass
@@ -104,39 +97,25 @@ def replay_transactions(served: ServedWorkspace) -> list[dict[str, Any]]:
     return bodies
 
 
-@pytest.fixture(scope="session")
-def redis_connection(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A redis-server on 127.0.0.1 on a free port, without persistence."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed; install the redis-server package")
-    import redis
+def fresh_bodies(
+    served: ServedWorkspace, tag: str, count: int, *, own_entities: bool = False
+) -> list[dict]:
+    """Return ``count`` replay transactions under new ids, repeating the replay.
 
-    port = free_port()
-    folder = tmp_path_factory.mktemp("redis")
-    command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
-    command += ["--appendonly", "no", "--dir", str(folder)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    client = redis.Redis(host="127.0.0.1", port=port)
-    try:
-        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server on port {port} did not start"
-                    ) from None
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}"
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(timeout=10)
+    With ``own_entities`` the card and merchant ids get the tag as a prefix, so a
+    service on the shared SQLite store leaves the replayed cards' states as they
+    were for the other tests.
+    """
+    replay = replay_transactions(served)
+    bodies = []
+    for index in range(count):
+        body = dict(replay[index % len(replay)])
+        body["transaction_id"] = f"{tag}-{index:04d}"
+        if own_entities:
+            body["card_id"] = f"{tag}-{body['card_id']}"
+            body["merchant_id"] = f"{tag}-{body['merchant_id']}"
+        bodies.append(body)
+    return bodies
 
 
 def write_redis_store_yaml(ws: Workspace, connection: str) -> Path:
@@ -151,27 +130,49 @@ def write_redis_store_yaml(ws: Workspace, connection: str) -> Path:
 
 @dataclass
 class RunningService:
-    """A ``cardfraud serve`` process on 127.0.0.1 and what it answered."""
+    """A ``cardfraud serve`` process on 127.0.0.1 and its responses.
+
+    Attributes:
+        url: Base URL of the service.
+        process: The process started; after its ``exec`` it is BentoML's arbiter.
+        log: File with the process's stdout and stderr.
+        audit_db: SQLite audit file (unused with the DynamoDB audit backend).
+        bentoml_home: BENTOML_HOME given to ``cardfraud serve``.
+        accepted: Transaction ids of the scores returned with 200, in order.
+        decisions: Their decisions, in the same order.
+        sent: ``(path, status)`` of every request made with ``post``.
+    """
 
     url: str
     process: subprocess.Popen
     log: Path
     audit_db: Path
+    bentoml_home: Path
     accepted: list[str] = field(default_factory=list)
+    decisions: list[str] = field(default_factory=list)
+    sent: list[tuple[str, int]] = field(default_factory=list)
 
     def post(self, path: str, **kwargs: Any) -> httpx.Response:
-        """POST and remember the transaction ids of accepted scores.
+        """POST and remember the status, and the ids and decisions of scores.
 
         A score response carries ``timings_ms``; an explanation does not.
         """
         response = httpx.post(f"{self.url}{path}", timeout=30, **kwargs)
+        self.sent.append((path, response.status_code))
         if response.status_code != 200:
             return response
         body = response.json()
         for item in body.get("results", [body]):
             if "timings_ms" in item:
                 self.accepted.append(item["transaction_id"])
+                self.decisions.append(item["decision"])
         return response
+
+    @property
+    def prometheus_dir(self) -> Path:
+        """The Prometheus multiprocess folder that this service's workers write."""
+        home = self.bentoml_home / "cardfraud-serve" / str(self.process.pid)
+        return home / "prometheus_multiproc_dir"
 
     def stop(self) -> None:
         """Stop the service with SIGTERM, as an orchestrator does."""
@@ -201,55 +202,86 @@ def wait_until_ready(url: str, process: subprocess.Popen, log: Path) -> None:
     )
 
 
-def start_service(
-    served: ServedWorkspace,
-    folder: Path,
-    *,
-    extra_env: dict[str, str] | None = None,
-    sagemaker: bool = False,
-) -> RunningService:
-    """Start ``cardfraud serve`` with two workers on a free 127.0.0.1 port."""
-    port = free_port()
-    log = folder / "service.log"
-    audit_db = folder / "audit.db"
+def service_environment(
+    served: ServedWorkspace, folder: Path, extra_env: dict[str, str] | None = None
+) -> dict[str, str]:
+    """Return the environment of a service on ``served`` that writes to ``folder``.
+
+    The audit log is ``folder/audit.db``, and BENTOML_HOME is ``folder/bentoml`` so
+    that nothing is written to ``~/bentoml``. ``extra_env`` overrides any of these.
+    """
     env = {
         **os.environ,
         "CARDFRAUD_WORKSPACE": str(served.ws.root),
         "CARDFRAUD_PARAMS": str(served.params_path),
-        "CARDFRAUD_AUDIT_DB": str(audit_db),
+        "CARDFRAUD_AUDIT_DB": str(folder / "audit.db"),
         "CARDFRAUD_EXPLANATION_TOKEN": TOKEN,
         "CARDFRAUD_MAX_BATCH": "5",
         "MLFLOW_DISABLE_TELEMETRY": "true",
         "BENTOML_DO_NOT_TRACK": "true",
         "DO_NOT_TRACK": "1",
         "FEAST_USAGE": "False",
-        # BentoML 1.4 empties $BENTOML_HOME/prometheus_multiproc_dir whenever a service
-        # starts, which resets the metrics of any other service using that home.
         "BENTOML_HOME": str(folder / "bentoml"),
         **(extra_env or {}),
     }
     env.pop("MLFLOW_TRACKING_URI", None)
-    cardfraud = str(Path(sys.executable).with_name("cardfraud"))
-    command = [cardfraud, "serve", "--workers", "2", "--port", str(port)]
-    command += ["--host", "127.0.0.1"]
-    if sagemaker:
-        command.append("--sagemaker")
-    with log.open("w") as handle:
+    return env
+
+
+def launch_service(
+    command: list[str],
+    env: dict[str, str],
+    folder: Path,
+    *,
+    port: int,
+    stdout: Path | None = None,
+) -> RunningService:
+    """Start ``command``, a service on 127.0.0.1:``port``, and wait until it is ready.
+
+    Its stderr goes to ``folder/service.log``, and so does its stdout unless
+    ``stdout`` names another file. The process leads a session of its own, so
+    ``stop`` signals BentoML's arbiter and workers together.
+    """
+    log = folder / "service.log"
+    with contextlib.ExitStack() as files:
+        errors = files.enter_context(log.open("w"))
+        output = errors if stdout is None else files.enter_context(stdout.open("w"))
         process = subprocess.Popen(
             command,
             env=env,
-            stdout=handle,
-            stderr=subprocess.STDOUT,
+            stdout=output,
+            stderr=errors,
             start_new_session=True,
         )
     url = f"http://127.0.0.1:{port}"
-    service = RunningService(url, process, log, audit_db)
+    service = RunningService(
+        url,
+        process,
+        log,
+        audit_db=Path(env["CARDFRAUD_AUDIT_DB"]),
+        bentoml_home=Path(env["BENTOML_HOME"]),
+    )
     try:
         wait_until_ready(url, process, log)
     except BaseException:
         service.stop()
         raise
     return service
+
+
+def start_service(
+    served: ServedWorkspace,
+    folder: Path,
+    *,
+    extra_env: dict[str, str] | None = None,
+) -> RunningService:
+    """Start ``cardfraud serve`` with two workers on a free 127.0.0.1 port."""
+    port = free_port()
+    cardfraud = str(Path(sys.executable).with_name("cardfraud"))
+    command = [cardfraud, "serve", "--workers", "2", "--port", str(port)]
+    command += ["--host", "127.0.0.1"]
+    env = service_environment(served, folder, extra_env)
+    return launch_service(command, env, folder, port=port)
 
 
 def last_moment(served: ServedWorkspace) -> datetime:

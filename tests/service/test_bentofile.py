@@ -42,8 +42,3 @@ def test_bentofile_wheels_match_package_versions() -> None:
     for wheel in config["python"]["wheels"]:
         name, version = wheel.rsplit("/", 1)[1].split("-")[:2]
         assert locked[name] == version, wheel
-
-
-def test_sagemaker_serve_script_uses_port_8080() -> None:
-    script = (project_root() / "bento" / "serve").read_text(encoding="utf-8")
-    assert 'cardfraud serve --sagemaker --port "${PORT:-8080}"' in script

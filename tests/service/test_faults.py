@@ -1,13 +1,12 @@
 """Faults of the running service: Redis killed mid-run and SIGTERM under load.
 
 Each test starts its own ``cardfraud serve`` with two workers on 127.0.0.1. The Redis
-test also starts its own redis-server, so killing it leaves the session's server to
-the other tests.
+test also starts its own redis-server, so killing it leaves the shared server to the
+other tests.
 """
 
 from __future__ import annotations
 
-import shutil
 import signal
 import subprocess
 import threading
@@ -26,13 +25,12 @@ from cardfraud.feature_store import apply_and_load_state
 from cardfraud.features import feature_columns
 from cardfraud.paths import project_root
 from tests.service.conftest import (
-    REDIS_START_TIMEOUT_S,
     RunningService,
     ServedWorkspace,
-    free_port,
-    replay_transactions,
+    fresh_bodies,
     start_service,
 )
+from tests.support.servers import redis_server_or_skip
 
 SENDERS = 4
 REQUESTS_BEFORE_FAULT = 40
@@ -108,27 +106,6 @@ class LoadThreads:
         self._pool.shutdown()
 
 
-def fresh_bodies(
-    served: ServedWorkspace, tag: str, count: int, *, own_entities: bool = False
-) -> list[dict]:
-    """Return ``count`` replay transactions under new ids, repeating the replay.
-
-    With ``own_entities`` the card and merchant ids get the tag as a prefix, so a
-    service on the shared SQLite store leaves the replayed cards' states as they
-    were for the other tests.
-    """
-    replay = replay_transactions(served)
-    bodies = []
-    for index in range(count):
-        body = dict(replay[index % len(replay)])
-        body["transaction_id"] = f"{tag}-{index:04d}"
-        if own_entities:
-            body["card_id"] = f"{tag}-{body['card_id']}"
-            body["merchant_id"] = f"{tag}-{body['merchant_id']}"
-        bodies.append(body)
-    return bodies
-
-
 def degraded_counter(url: str) -> float:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     return sum(
@@ -141,36 +118,8 @@ def degraded_counter(url: str) -> float:
 @pytest.fixture
 def own_redis(tmp_path: Path) -> Iterator[tuple[str, subprocess.Popen]]:
     """A redis-server that this test may kill: its connection and process."""
-    binary = shutil.which("redis-server")
-    if binary is None:
-        pytest.skip("redis-server is not installed; install the redis-server package")
-    import redis
-
-    port = free_port()
-    command = [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", ""]
-    command += ["--appendonly", "no", "--dir", str(tmp_path)]
-    process = subprocess.Popen(
-        command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    client = redis.Redis(host="127.0.0.1", port=port)
-    try:
-        deadline = time.monotonic() + REDIS_START_TIMEOUT_S
-        while True:
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError(
-                        f"redis-server on {port} did not start"
-                    ) from None
-                time.sleep(0.05)
-        yield f"127.0.0.1:{port}", process
-    finally:
-        client.close()
-        if process.poll() is None:
-            process.terminate()
-        process.wait(timeout=10)
+    with redis_server_or_skip(tmp_path) as server:
+        yield server.connection, server.process
 
 
 def redis_store_yaml(served: ServedWorkspace, connection: str) -> Path:

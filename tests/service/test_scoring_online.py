@@ -13,7 +13,7 @@ from cardfraud.online import CARD_STATE_VIEW
 from cardfraud.params import load_params
 from cardfraud.paths import Workspace, project_root
 from cardfraud.serving import REDIS_SOCKET_TIMEOUT_S, ScoringCore, ServiceSettings
-from tests.service.conftest import free_port
+from tests.support.servers import free_port
 
 
 @pytest.fixture(scope="module")

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
@@ -20,6 +21,7 @@ import httpx
 import numpy as np
 import polars as pl
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from cardfraud.audit import SqliteAuditStore
 from cardfraud.feature_store import FEATURES_FILE, apply_and_load_state, open_store
@@ -48,6 +50,8 @@ from tests.service.conftest import (
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 CONCURRENT_REQUESTS = 16
+# Maximum wait, in seconds, for the workers to count the requests they responded to.
+METRICS_WAIT_S = 30
 
 
 def request_body(row: dict[str, Any]) -> dict[str, Any]:
@@ -465,27 +469,87 @@ def test_concurrent_same_card_sqlite(xgb_service, served_workspace, sqlite_onlin
     )
 
 
-def scored_total(text: str) -> float:
-    """Sum the decision counters of a /metrics page."""
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in text.splitlines()
-        if line.startswith("cardfraud_decisions_total")
+def decision_counts(text: str) -> dict[str, int]:
+    """Return the decision counts of a /metrics page by decision."""
+    counts: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "cardfraud_decisions_total":
+                counts[sample.labels["decision"]] = round(sample.value)
+    return counts
+
+
+def score_statuses(text: str) -> dict[str, int]:
+    """Return the /score request counts of a /metrics page by status code."""
+    counts: dict[str, int] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "cardfraud_requests_total" and (
+                sample.labels["route"] == "/score"
+            ):
+                counts[sample.labels["status"]] = round(sample.value)
+    return counts
+
+
+def decisions_logged_by_worker(log: Path) -> dict[int, Counter[str]]:
+    """Count the decisions in a service log by the worker process that logged them."""
+    counts: dict[int, Counter[str]] = {}
+    for line in log.read_text(encoding="utf-8").splitlines():
+        if not line.startswith("{"):
+            continue
+        entry = json.loads(line)
+        if entry.get("logger") == "cardfraud.service_app" and "decision" in entry:
+            counts.setdefault(entry["process"], Counter())[entry["decision"]] += 1
+    return counts
+
+
+def read_metrics_when_counted(
+    service: RunningService, expected_statuses: Counter[str]
+) -> str:
+    """Read /metrics until its /score request counts reach ``expected_statuses``.
+
+    A worker counts a request after it has sent the response, so the last counts
+    may lag the responses by a moment. Returns the last page read.
+    """
+    deadline = time.monotonic() + METRICS_WAIT_S
+    while True:
+        text = httpx.get(f"{service.url}/metrics", timeout=10).text
+        if score_statuses(text) == expected_statuses:
+            return text
+        if time.monotonic() > deadline:
+            return text
+        time.sleep(0.2)
+
+
+def test_metrics_sum_decisions_across_workers(
+    xgb_service, xgb_replay, served_workspace, tmp_path
+):
+    # BentoML empties the Prometheus folder of its home when a service starts, so a
+    # second service given the same BENTOML_HOME must leave this one's metrics alone.
+    other = start_service(
+        served_workspace,
+        tmp_path,
+        extra_env={"BENTOML_HOME": str(xgb_service.bentoml_home)},
     )
+    other.stop()
+    rejected = xgb_service.post("/score", json={"transaction_id": "metrics-422"})
+    expected_decisions = Counter(xgb_service.decisions)
+    expected_statuses = Counter(
+        str(status) for path, status in xgb_service.sent if path == "/score"
+    )
+    text = read_metrics_when_counted(xgb_service, expected_statuses)
 
-
-def test_metrics_count_decisions(xgb_service, xgb_replay):
-    # NOTE: with two workers, one worker's series were missing from /metrics in
-    # some runs (BentoML 1.4 multiprocess collection); the cause is not found yet.
-    # The page is read a few times, and a page still missing them is an xfail.
-    for _ in range(10):
-        text = httpx.get(f"{xgb_service.url}/metrics", timeout=10).text
-        status_422 = 'cardfraud_requests_total{route="/score",status="422"}' in text
-        if scored_total(text) >= len(xgb_replay) and status_422:
-            break
-        time.sleep(0.5)
-    else:
-        pytest.xfail("a worker's series are missing from /metrics")
+    by_worker = decisions_logged_by_worker(xgb_service.log)
+    assert rejected.status_code == 422
+    assert len(xgb_replay) <= len(xgb_service.decisions)
+    assert decision_counts(text) == expected_decisions
+    assert len(by_worker) == 2
+    assert sum(by_worker.values(), Counter()) == expected_decisions
+    counter_files = {path.name for path in xgb_service.prometheus_dir.iterdir()}
+    assert {name for name in counter_files if name.startswith("counter_")} == {
+        f"counter_{pid}.db" for pid in by_worker
+    }
+    assert score_statuses(text) == expected_statuses
     assert "cardfraud_request_duration_seconds_bucket" in text
     assert "cardfraud_score_bucket" in text
 
