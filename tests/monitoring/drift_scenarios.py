@@ -24,8 +24,8 @@ from cardfraud.monitoring.decisions import (
     batch_decisions,
     label_events_from_transactions,
 )
-from cardfraud.monitoring.monitor import MonitorReport, run_monitor
-from cardfraud.monitoring.performance import matured_baseline
+from cardfraud.monitoring.monitor import MonitorReport, MonitorSettings, run_monitor
+from cardfraud.monitoring.performance import MaturedBaseline, matured_baseline
 from cardfraud.monitoring.reference import profile_for_model, window_rows
 from cardfraud.monitoring.settings import monitor_settings
 from cardfraud.params import FeaturesParams, MonitorParams, parse_section
@@ -124,13 +124,23 @@ def project_monitor_params() -> MonitorParams:
 
 @dataclass(frozen=True)
 class ScenarioRun:
-    """One generated period, its model and what the monitor found."""
+    """One generated period, its model and what the monitor found.
+
+    Attributes:
+        baseline: The matured average precision before the drift start, which
+            the exporters publish.
+        matured_baseline: Every baseline figure, the ROC AUC that the
+            performance alert tests included.
+        settings: The settings the monitor ran with.
+    """
 
     transactions: pl.DataFrame
     features: pl.DataFrame
     model: TrainedModel
     report: MonitorReport
     baseline: float
+    matured_baseline: MaturedBaseline
+    settings: MonitorSettings
 
 
 def run_scenario(seed: int, *, drift: bool, out: Path | None = None) -> ScenarioRun:
@@ -142,13 +152,22 @@ def run_scenario(seed: int, *, drift: bool, out: Path | None = None) -> Scenario
     model = fit_model(features, seed)
     later = features.filter(pl.col("timestamp") >= midnight(CUTOFF))
     decisions = batch_decisions(later, model, model_version="1")
+
     before_drift = window_rows(features, window(CUTOFF, DRIFT_START))
     params = project_monitor_params()
     baseline = matured_baseline(
         before_drift,
         model.predict_proba(before_drift),
         maturity_days=params.maturity_days,
+        bootstrap_rounds=params.bootstrap_rounds,
+        seed=params.seed,
     )
+    if baseline is None:
+        raise RuntimeError(
+            f"seed {seed}: no fraud before {DRIFT_START} was reported within "
+            f"{params.maturity_days} days, so there is no baseline"
+        )
+
     settings = monitor_settings(
         params,
         review_threshold=model.thresholds["review"],
@@ -163,7 +182,15 @@ def run_scenario(seed: int, *, drift: bool, out: Path | None = None) -> Scenario
         feature_columns=model.feature_columns,
         offline_features=features,
     )
-    return ScenarioRun(transactions, features, model, report, baseline)
+    return ScenarioRun(
+        transactions,
+        features,
+        model,
+        report,
+        baseline.average_precision,
+        baseline,
+        settings,
+    )
 
 
 def alert_days(report: MonitorReport, kind: str) -> dict[str, date]:

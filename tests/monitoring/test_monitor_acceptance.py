@@ -8,6 +8,7 @@ checks that through the scoring core), so a whole period takes seconds.
 from __future__ import annotations
 
 from datetime import timedelta
+from statistics import NormalDist
 
 import numpy as np
 import polars as pl
@@ -15,6 +16,7 @@ import pytest
 
 from cardfraud.evaluation import average_precision
 from cardfraud.monitoring.decisions import label_events_from_transactions
+from cardfraud.monitoring.monitor import performance_test
 from cardfraud.monitoring.performance import (
     TARGET,
     end_of_day,
@@ -57,9 +59,36 @@ def test_drift_raised_within_seven_days(drifted: ScenarioRun):
 def test_performance_drop_within_maturity_and_14_days(drifted: ScenarioRun):
     maturity = project_monitor_params().maturity_days
     raised = alert_days(drifted.report, "performance_drop")
-    assert "average_precision" in raised
-    delay = (raised["average_precision"] - DRIFT_START).days
+    assert "roc_auc" in raised
+    delay = (raised["roc_auc"] - DRIFT_START).days
     assert maturity <= delay <= maturity + 14
+
+
+def test_performance_alert_matches_its_test(drifted: ScenarioRun):
+    """The alert's figures are those of its confirming day's matured window."""
+    (alert,) = [a for a in drifted.report.alerts if a["kind"] == "performance_drop"]
+    settings = drifted.settings
+    tested = performance_test(
+        drifted.report.performance, settings, drifted.matured_baseline
+    )
+    day = tested.filter(pl.col("day").cast(pl.String) == alert["raised_on"]).row(
+        0, named=True
+    )
+    confirming_days = tested.filter(
+        pl.col("day").is_between(
+            pl.lit(alert["first_day"]).str.to_date(),
+            pl.lit(alert["raised_on"]).str.to_date(),
+        )
+    )
+    critical = NormalDist().inv_cdf(settings.performance_alpha)
+    assert alert["baseline"] == drifted.matured_baseline.roc_auc
+    assert alert["value"] == pytest.approx(day["roc_auc"])
+    assert alert["z"] == pytest.approx(day["_z"])
+    assert alert["z"] <= critical
+    assert alert["value"] <= alert["threshold"]
+    maturity = timedelta(days=settings.performance.maturity_days)
+    assert alert["window_end"] == (day["day"] - maturity).isoformat()
+    assert confirming_days["_flag"].to_list() == [True] * settings.confirm_days
 
 
 def test_no_alert_without_drift(quiet: ScenarioRun):

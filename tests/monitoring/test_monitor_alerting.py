@@ -30,6 +30,7 @@ from tests.monitoring.prometheus_stack import (
     require_binary,
     wait_for,
 )
+from tests.support.aws import use_fake_aws_credentials
 
 ROOT = project_root()
 RULES = ROOT / RULES_PATH
@@ -43,6 +44,7 @@ ALERT_NAMES = {
     "CardFraudFeatureDrift",
     "CardFraudScoreDrift",
     "CardFraudMaturedPerformanceDrop",
+    "CardFraudMaturedAveragePrecisionDrop",
 }
 
 
@@ -72,6 +74,27 @@ def test_rules_file_equals_params():
         f"> {params.latency_p99_ms / 1000:g}"
     )
     assert f">= {params.psi_alert:g}" in rules["CardFraudFeatureDrift"]
+
+
+def test_performance_rules_split_page_and_ticket():
+    params = load_params(ROOT / "params.yaml").monitor
+    rules = {
+        rule["alert"]: rule
+        for group in alert_rules(params)["groups"]
+        for rule in group["rules"]
+    }
+    page = rules["CardFraudMaturedPerformanceDrop"]
+    ticket = rules["CardFraudMaturedAveragePrecisionDrop"]
+    assert page["expr"] == 'cardfraud_monitor_alerts{kind="performance_drop"} > 0'
+    assert page["labels"]["severity"] == "page"
+    assert f"z-test at {params.performance_alpha:g}" in page["annotations"]["summary"]
+    assert (
+        f"on {params.confirm_days} consecutive days" in (page["annotations"]["summary"])
+    )
+    assert ticket["labels"]["severity"] == "ticket"
+    assert f"{1.0 - params.performance_drop:g} * " in ticket["expr"]
+    assert "cardfraud_monitor_baseline_average_precision" in ticket["expr"]
+    assert "roc_auc" not in ticket["expr"]
 
 
 def test_rule_tests_cover_firing_and_quiet():
@@ -116,25 +139,10 @@ def test_render_names_missing_variables():
 
 
 @pytest.fixture
-def moto_sns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+def moto_sns(fresh_moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
     """An SNS topic with an SQS subscriber on a moto server on 127.0.0.1."""
-    from moto.server import ThreadedMotoServer
-
-    from tests.monitoring.prometheus_stack import free_port
-
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
+    use_fake_aws_credentials(monkeypatch, tmp_path, region=REGION)
+    url = fresh_moto_url
     sns = boto3.client("sns", region_name=REGION, endpoint_url=url)
     sqs = boto3.client("sqs", region_name=REGION, endpoint_url=url)
     topic = sns.create_topic(Name="cardfraud-alerts")["TopicArn"]
@@ -143,8 +151,7 @@ def moto_sns(monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
         QueueUrl=queue_url, AttributeNames=["QueueArn"]
     )["Attributes"]["QueueArn"]
     sns.subscribe(TopicArn=topic, Protocol="sqs", Endpoint=queue_arn)
-    yield url, sqs, queue_url
-    server.stop()
+    return url, sqs, queue_url
 
 
 def with_loopback_sns(config: str, sns_url: str) -> str:
@@ -236,11 +243,26 @@ def test_dashboards_are_provisionable():
         "Decision mix",
         "Score distribution",
         "Feature drift (PSI, last day)",
-        "Matured average precision",
+        "Matured average precision and ROC AUC",
         "Model version",
         "Degraded responses",
     ):
         assert needed in titles
+
+
+def test_monitor_dashboard_shows_matured_roc_auc():
+    exprs = {
+        expr
+        for dashboard, title, expr in dashboard_queries()
+        if dashboard == "cardfraud-monitor"
+        and title == "Matured average precision and ROC AUC"
+    }
+    assert exprs == {
+        "cardfraud_monitor_matured_average_precision",
+        "cardfraud_monitor_baseline_average_precision",
+        "cardfraud_monitor_matured_roc_auc",
+        "cardfraud_monitor_baseline_roc_auc",
+    }
 
 
 def test_cloudwatch_dashboard_matches_monitor():

@@ -4,15 +4,19 @@ from __future__ import annotations
 
 import json
 import math
+import subprocess
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import boto3
 import httpx
 import pytest
+import yaml
 from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from cardfraud.monitoring.alert_rules import RULES_PATH, alert_rules
 from cardfraud.monitoring.exporters import (
     EMF_METRICS,
     cloudwatch_data,
@@ -25,8 +29,11 @@ from cardfraud.monitoring.exporters import (
     serve_metrics,
     weekly_summary_message,
 )
+from cardfraud.params import load_params
+from cardfraud.paths import project_root
 from tests.monitoring.drift_scenarios import ScenarioRun, run_scenario
-from tests.monitoring.prometheus_stack import free_port, http_server
+from tests.monitoring.prometheus_stack import free_port, http_server, require_binary
+from tests.support.aws import use_fake_aws_credentials
 
 REGION = "eu-west-2"
 
@@ -61,6 +68,111 @@ def test_registry_holds_last_day_figures(drifted: ScenarioRun):
     assert values[("cardfraud_monitor_model_info", (("model_version", "1"),))] == 1.0
 
 
+def test_registry_holds_matured_roc_auc(drifted: ScenarioRun):
+    report = drifted.report
+    values = samples(monitor_registry(report))
+    matured = report.performance.drop_nulls("average_precision").row(-1, named=True)
+    for bound, column in (
+        ("value", "roc_auc"),
+        ("low", "roc_auc_low"),
+        ("high", "roc_auc_high"),
+    ):
+        exported = values[("cardfraud_monitor_matured_roc_auc", (("bound", bound),))]
+        assert exported == pytest.approx(matured[column]), bound
+    assert matured["roc_auc_low"] < matured["roc_auc"] < matured["roc_auc_high"]
+    assert values[("cardfraud_monitor_baseline_roc_auc", ())] == pytest.approx(
+        drifted.matured_baseline.roc_auc
+    )
+
+
+def test_registry_baselines_nan_without_baseline(drifted: ScenarioRun):
+    report = replace(
+        drifted.report, baseline_average_precision=None, baseline_roc_auc=None
+    )
+    values = samples(monitor_registry(report))
+    assert math.isnan(values[("cardfraud_monitor_baseline_average_precision", ())])
+    assert math.isnan(values[("cardfraud_monitor_baseline_roc_auc", ())])
+
+
+def test_cloudwatch_leaves_out_roc_auc(drifted: ScenarioRun):
+    prometheus_names = {name for name, _, _ in monitor_figures(drifted.report)}
+    entries = cloudwatch_data(drifted.report, model_version="1")
+    cloudwatch_names = {entry["MetricName"] for entry in entries}
+    metrics = {
+        (entry["MetricName"], tuple(sorted(map(str, entry["Dimensions"]))))
+        for entry in entries
+    }
+    assert "matured_roc_auc" in prometheus_names
+    assert "MaturedRocAuc" not in cloudwatch_names
+    assert "MaturedAveragePrecision" in cloudwatch_names
+    assert len(metrics) == len(entries)
+    assert len(entries) == cloudwatch_metric_count()["monitor"]
+
+
+def test_page_rule_fires_on_exported_alert(drifted: ScenarioRun, tmp_path: Path):
+    """promtool evaluates the generated rules on the drifted run's exported gauges."""
+    promtool = require_binary("promtool")
+    series = [
+        {"series": series_selector(name, labels), "values": f"{value!r}x5"}
+        for (name, labels), value in samples(monitor_registry(drifted.report)).items()
+        if math.isfinite(value)
+    ]
+    params = load_params(project_root() / "params.yaml").monitor
+    (page_rule,) = [
+        rule
+        for group in alert_rules(params)["groups"]
+        for rule in group["rules"]
+        if rule["alert"] == "CardFraudMaturedPerformanceDrop"
+    ]
+    expected = {
+        "exp_labels": page_rule["labels"] | {"kind": "performance_drop"},
+        "exp_annotations": page_rule["annotations"],
+    }
+
+    path = tmp_path / "exported_test.yml"
+    path.write_text(
+        yaml.safe_dump(promtool_alert_test(series, page_rule["alert"], [expected])),
+        encoding="utf-8",
+    )
+    checked = subprocess.run(
+        [promtool, "test", "rules", str(path)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+    assert len(series) > 10
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert "SUCCESS" in checked.stdout
+
+
+def promtool_alert_test(
+    series: list[dict[str, str]], alert: str, expected: list[dict]
+) -> dict:
+    """Return a promtool rule test of the project's rules.yml on constant series."""
+    return {
+        "rule_files": [str(project_root() / RULES_PATH)],
+        "evaluation_interval": "1m",
+        "tests": [
+            {
+                "interval": "1m",
+                "input_series": series,
+                "alert_rule_test": [
+                    {"eval_time": "2m", "alertname": alert, "exp_alerts": expected}
+                ],
+            }
+        ],
+    }
+
+
+def series_selector(name: str, labels: tuple[tuple[str, str], ...]) -> str:
+    """Return a series in the promtool notation, such as ``name{key="value"}``."""
+    if not labels:
+        return name
+    pairs = ", ".join(f'{key}="{value}"' for key, value in labels)
+    return f"{name}{{{pairs}}}"
+
+
 def test_served_metrics_answer_scrape(drifted: ScenarioRun):
     port = free_port()
     server = serve_metrics(monitor_registry(drifted.report), port=port)
@@ -72,40 +184,29 @@ def test_served_metrics_answer_scrape(drifted: ScenarioRun):
     assert 'cardfraud_monitor_decision_rate{decision="review"}' in text
 
 
-def test_cloudwatch_publish_to_moto(drifted: ScenarioRun, monkeypatch, tmp_path: Path):
+def test_cloudwatch_publish_to_moto(
+    drifted: ScenarioRun, fresh_moto_url: str, monkeypatch, tmp_path: Path
+):
     """CloudWatch is a moto server on 127.0.0.1; no request leaves the machine."""
-    from moto.server import ThreadedMotoServer
+    use_fake_aws_credentials(monkeypatch, tmp_path, region=REGION)
+    url = fresh_moto_url
+    sent = publish_cloudwatch(
+        drifted.report, region=REGION, endpoint_url=url, model_version="1"
+    )
 
-    for name, value in {
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_CONFIG_FILE": str(tmp_path / "no-config"),
-        "AWS_SHARED_CREDENTIALS_FILE": str(tmp_path / "no-credentials"),
-    }.items():
-        monkeypatch.setenv(name, value)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    url = f"http://127.0.0.1:{port}"
-    try:
-        sent = publish_cloudwatch(
-            drifted.report, region=REGION, endpoint_url=url, model_version="1"
-        )
-        client = boto3.client("cloudwatch", region_name=REGION, endpoint_url=url)
-        metrics = client.list_metrics(Namespace="CardFraud")["Metrics"]
-        now = datetime.now(UTC)
-        stats = client.get_metric_statistics(
-            Namespace="CardFraud",
-            MetricName="ScorePsi",
-            Dimensions=[{"Name": "ModelVersion", "Value": "1"}],
-            StartTime=now - timedelta(hours=1),
-            EndTime=now + timedelta(hours=1),
-            Period=3600,
-            Statistics=["Maximum"],
-        )["Datapoints"]
-    finally:
-        server.stop()
+    client = boto3.client("cloudwatch", region_name=REGION, endpoint_url=url)
+    metrics = client.list_metrics(Namespace="CardFraud")["Metrics"]
+    now = datetime.now(UTC)
+    stats = client.get_metric_statistics(
+        Namespace="CardFraud",
+        MetricName="ScorePsi",
+        Dimensions=[{"Name": "ModelVersion", "Value": "1"}],
+        StartTime=now - timedelta(hours=1),
+        EndTime=now + timedelta(hours=1),
+        Period=3600,
+        Statistics=["Maximum"],
+    )["Datapoints"]
+
     names = {metric["MetricName"] for metric in metrics}
     feature_psi = [
         v for n, _, v in monitor_figures(drifted.report) if n == "feature_psi"
@@ -174,5 +275,5 @@ def test_weekly_summary_reaches_webhook(drifted: ScenarioRun):
     text = chat.bodies[0]["text"]
     assert status == 200
     assert text == weekly_summary_message(summary)["text"]
-    assert "performance_drop average_precision" in text
+    assert "performance_drop roc_auc" in text
     assert f"decisions: {summary['decision_mix']['rows']}" in text

@@ -288,4 +288,4 @@ def test_card_bootstrap_interval_contains_point():
     point = average_precision(labels, scores)
     assert low < point < high
     assert high - low < 0.3
-    assert set(intervals) == {"average_precision", "precision", "recall"}
+    assert set(intervals) == {"average_precision", "precision", "recall", "roc_auc"}

@@ -3,13 +3,12 @@
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
 from cardfraud.audit import AuditWriter, DynamoAuditStore, SqliteAuditStore
-from tests.service.conftest import free_port
+from tests.support.aws import use_fake_aws_credentials
 
 
 def record(transaction_id: str, score: float = 0.25) -> dict:
@@ -80,26 +79,12 @@ def test_failed_batches_go_to_fallback_file(tmp_path: Path, monkeypatch) -> None
     assert writer.failed_batches >= 1
 
 
-@pytest.fixture(scope="module")
-def moto_endpoint() -> Iterator[str]:
-    """A moto server on 127.0.0.1 standing in for DynamoDB, with fake credentials."""
-    from moto.server import ThreadedMotoServer
-
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
-
-
-def test_dynamodb_moto_writer_keeps_every_record(moto_endpoint, monkeypatch) -> None:
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "testing")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+def test_dynamodb_moto_writer_keeps_every_record(
+    fresh_moto_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    use_fake_aws_credentials(monkeypatch, tmp_path, region="eu-west-1")
     store = DynamoAuditStore(
-        "decisions-test", region="eu-west-1", endpoint_url=moto_endpoint
+        "decisions-test", region="eu-west-1", endpoint_url=fresh_moto_url
     )
     store.ensure_table()
     writer = AuditWriter(store, flush_interval_s=0.01, max_batch=60)

@@ -88,7 +88,6 @@ def monitor_rules(params: MonitorParams) -> list[dict[str, Any]]:
     """Rules on the monitor's figures (drift of the last day, matured performance)."""
     excluded = "|".join(sorted(params.drift_exclude))
     selector = f'{{feature!~"{excluded}"}}' if excluded else ""
-    floor = 1.0 - params.performance_drop
     return [
         rule(
             "CardFraudFeatureDrift",
@@ -105,20 +104,56 @@ def monitor_rules(params: MonitorParams) -> list[dict[str, Any]]:
             severity="ticket",
             summary=f"score PSI at or above {params.score_psi_alert:g}",
         ),
-        rule(
-            "CardFraudMaturedPerformanceDrop",
-            '(cardfraud_monitor_matured_average_precision{bound="value"} '
-            f"<= ignoring(bound) {floor:g} * "
-            "cardfraud_monitor_baseline_average_precision)"
-            " and ignoring(bound) "
-            '(cardfraud_monitor_matured_average_precision{bound="high"} '
-            "< ignoring(bound) cardfraud_monitor_baseline_average_precision)",
-            duration=MONITOR_FOR,
-            severity="page",
-            summary=f"matured average precision {params.performance_drop:.0%} or more "
-            "below the baseline, interval below it too",
-        ),
+        performance_drop_rule(params),
+        average_precision_drop_rule(params),
     ]
+
+
+def performance_drop_rule(params: MonitorParams) -> dict[str, Any]:
+    """Return the page rule that fires once the monitor raised a performance alert.
+
+    The test itself runs in the monitor (``performance_alerts`` in
+    ``cardfraud.monitoring.monitor``), which exports the number of alerts it
+    raised per kind as ``cardfraud_monitor_alerts``. The rule only reads that
+    count, so the z-test and its confirmation days are computed in one place.
+    """
+    return rule(
+        "CardFraudMaturedPerformanceDrop",
+        'cardfraud_monitor_alerts{kind="performance_drop"} > 0',
+        duration=MONITOR_FOR,
+        severity="page",
+        summary="the monitor found matured ROC AUC below the baseline on "
+        f"{params.confirm_days} consecutive days (one-sided z-test at "
+        f"{params.performance_alpha:g}, Gini {params.performance_gini_drop:.0%} "
+        "or more lower)",
+    )
+
+
+def average_precision_drop_rule(params: MonitorParams) -> dict[str, Any]:
+    """Return the ticket rule on matured average precision against its baseline.
+
+    ROC AUC is the share of (fraud, legitimate) pairs in order, so 100 of 10,000
+    legitimate payments moving above every fraud lower it by at most 0.01, while
+    precision at the top of the ranking, which reviewers see, collapses. Average
+    precision also falls when the fraud rate falls with the model unchanged, so
+    this rule opens a ticket instead of paging. It fires when the value is
+    ``performance_drop`` or more below the baseline and the upper bound of its
+    interval is below the baseline too.
+    """
+    floor = 1.0 - params.performance_drop
+    return rule(
+        "CardFraudMaturedAveragePrecisionDrop",
+        '(cardfraud_monitor_matured_average_precision{bound="value"} '
+        f"<= ignoring(bound) {floor:g} * "
+        "cardfraud_monitor_baseline_average_precision)"
+        " and ignoring(bound) "
+        '(cardfraud_monitor_matured_average_precision{bound="high"} '
+        "< ignoring(bound) cardfraud_monitor_baseline_average_precision)",
+        duration=MONITOR_FOR,
+        severity="ticket",
+        summary=f"matured average precision {params.performance_drop:.0%} or more "
+        "below the baseline, interval below it too",
+    )
 
 
 def alert_rules(params: MonitorParams) -> dict[str, Any]:

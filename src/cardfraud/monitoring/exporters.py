@@ -32,7 +32,26 @@ logger = logging.getLogger(__name__)
 NAMESPACE = "CardFraud"
 SERVICE_NAMESPACE = "CardFraud/Service"
 CLOUDWATCH_BATCH = 20
-PERFORMANCE_METRICS = ("average_precision", "precision", "recall", "card_precision")
+PERFORMANCE_METRICS = (
+    "average_precision",
+    "roc_auc",
+    "precision",
+    "recall",
+    "card_precision",
+)
+"""Matured-performance columns exported to Prometheus, each with its interval."""
+CLOUDWATCH_PERFORMANCE_METRICS = (
+    "average_precision",
+    "precision",
+    "recall",
+    "card_precision",
+)
+"""Matured-performance columns sent to CloudWatch.
+
+ROC AUC stays in Prometheus because a CloudWatch custom metric is billed by the
+month, and the count of ``performance_drop`` alerts already carries the result of
+the monitor's ROC AUC test.
+"""
 CLOUDWATCH_BOUNDS = ("value", "low")
 """Matured-performance bounds sent to CloudWatch; the upper bound stays local."""
 EMF_ROUTES = ("/invocations",)
@@ -81,7 +100,7 @@ def monitor_figures(report: MonitorReport) -> list[tuple[str, dict[str, str], fl
             ("low", f"{name}_low"),
             ("high", f"{name}_high"),
         ):
-            value = matured[column][0]
+            value = matured[column][0] if column in matured.columns else None
             if value is not None:
                 figures.append((f"matured_{name}", {"bound": bound}, value))
     if report.performance.height:
@@ -119,13 +138,16 @@ def monitor_registry(report: MonitorReport) -> Any:
             )
             gauges[name] = gauge
         (gauge.labels(**labels) if labels else gauge).set(value)
-    baseline = report.baseline_average_precision
-    Gauge(
-        "cardfraud_monitor_baseline_average_precision",
-        "The model's matured average precision at evaluation; NaN when no fraud "
-        "of its test window was reported within the maturity delay.",
-        registry=registry,
-    ).set(math.nan if baseline is None else baseline)
+    for name, title, baseline in (
+        ("average_precision", "average precision", report.baseline_average_precision),
+        ("roc_auc", "ROC AUC", report.baseline_roc_auc),
+    ):
+        Gauge(
+            f"cardfraud_monitor_baseline_{name}",
+            f"The model's matured {title} on its test window; NaN when no fraud of "
+            "that window was reported within the maturity delay.",
+            registry=registry,
+        ).set(math.nan if baseline is None else baseline)
     info = Gauge(
         "cardfraud_monitor_model_info",
         "Model versions that made the period's decisions (value 1).",
@@ -165,22 +187,32 @@ def cloudwatch_figures(
 ) -> list[tuple[str, dict[str, str], float]]:
     """Return the subset of ``monitor_figures`` that goes to CloudWatch.
 
-    Per-feature PSI becomes one ``max_feature_psi`` figure and matured performance
-    keeps its value and lower bound, so that the number of custom metrics is fixed
-    (``cloudwatch_metric_count``) whatever the number of features.
+    Per-feature PSI becomes one ``max_feature_psi`` figure, and matured performance
+    keeps the value and lower bound of ``CLOUDWATCH_PERFORMANCE_METRICS``, so that
+    the number of custom metrics is fixed (``cloudwatch_metric_count``) whatever
+    the number of features.
     """
     figures = []
     feature_psi = []
     for name, labels, value in monitor_figures(report):
         if name == "feature_psi":
             feature_psi.append(value)
-        elif name.startswith("matured_") and labels["bound"] not in CLOUDWATCH_BOUNDS:
+        elif name.startswith("matured_") and not sent_to_cloudwatch(name, labels):
             continue
         else:
             figures.append((name, labels, value))
     if feature_psi:
         figures.append(("max_feature_psi", {}, max(feature_psi)))
     return figures
+
+
+def sent_to_cloudwatch(name: str, labels: dict[str, str]) -> bool:
+    """Return whether a ``matured_`` figure is one of CloudWatch's metrics."""
+    metric = name.removeprefix("matured_")
+    return (
+        metric in CLOUDWATCH_PERFORMANCE_METRICS
+        and labels["bound"] in CLOUDWATCH_BOUNDS
+    )
 
 
 def cloudwatch_metric_count() -> dict[str, int]:
@@ -193,7 +225,7 @@ def cloudwatch_metric_count() -> dict[str, int]:
         len(("score_psi", "score_ks", "max_feature_psi"))
         + len(DECISIONS)
         + len(("review_queue", "unlabelled_share", "skew_mismatch_share"))
-        + len(PERFORMANCE_METRICS) * len(CLOUDWATCH_BOUNDS)
+        + len(CLOUDWATCH_PERFORMANCE_METRICS) * len(CLOUDWATCH_BOUNDS)
         + len(ALERT_KINDS)
     )
     return {"monitor": monitor, "service": len(EMF_METRICS) * len(EMF_ROUTES)}

@@ -8,6 +8,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import polars as pl
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from cardfraud.monitoring.reference import SCORE_NAME
@@ -57,31 +58,39 @@ def drift_heatmap_figure(drift: pl.DataFrame, *, threshold: float) -> Figure:
     return figure
 
 
-def performance_figure(performance: pl.DataFrame, *, baseline: float | None) -> Figure:
-    """Plot matured average precision with its interval and the unlabelled share."""
-    figure, left = plt.subplots(figsize=FIGURE_SIZE)
-    known = performance.drop_nulls("average_precision")
-    if known.height:
-        days = known["day"].to_list()
-        left.plot(
-            days,
-            known["average_precision"].to_list(),
-            color="tab:blue",
-            label="matured AP",
-        )
-        if known["average_precision_low"].null_count() < known.height:
-            left.fill_between(
-                days,
-                known["average_precision_low"].fill_null(np.nan).to_list(),
-                known["average_precision_high"].fill_null(np.nan).to_list(),
-                color="tab:blue",
-                alpha=0.2,
-            )
-    if baseline is not None:
-        left.axhline(baseline, color="tab:green", linestyle="--", label="baseline")
-    left.set_ylim(0, 1)
+def performance_figure(
+    performance: pl.DataFrame,
+    *,
+    baseline: float | None,
+    baseline_roc_auc: float | None = None,
+) -> Figure:
+    """Plot matured average precision and ROC AUC with their intervals.
 
-    left.set_ylabel("average precision")
+    ROC AUC is drawn when ``performance`` has a ``roc_auc`` column with a value.
+    Each baseline is a dashed line of its metric's colour, and the unlabelled
+    share is on the right axis.
+
+    Args:
+        performance: Daily matured performance (``PERFORMANCE_SCHEMA``).
+        baseline: The model's matured average precision on its test window.
+        baseline_roc_auc: The model's matured ROC AUC on its test window.
+    """
+    figure, left = plt.subplots(figsize=FIGURE_SIZE)
+    plot_matured_metric(
+        left, performance, "average_precision", label="AP", colour="tab:blue"
+    )
+    plot_matured_metric(
+        left, performance, "roc_auc", label="ROC AUC", colour="tab:purple"
+    )
+    for value, label, colour in (
+        (baseline, "AP baseline", "tab:blue"),
+        (baseline_roc_auc, "ROC AUC baseline", "tab:purple"),
+    ):
+        if value is not None:
+            left.axhline(value, color=colour, linestyle="--", label=label)
+    left.set_ylim(0, 1)
+    left.set_ylabel("matured metric")
+
     right = left.twinx()
     right.plot(
         performance["day"].to_list(),
@@ -98,6 +107,28 @@ def performance_figure(performance: pl.DataFrame, *, baseline: float | None) -> 
     figure.autofmt_xdate()
     figure.tight_layout()
     return figure
+
+
+def plot_matured_metric(
+    axes: Axes, performance: pl.DataFrame, column: str, *, label: str, colour: str
+) -> None:
+    """Plot one matured metric and its interval, unless the frame has no value."""
+    if column not in performance.columns:
+        return
+    known = performance.drop_nulls(column)
+    if not known.height:
+        return
+    days = known["day"].to_list()
+    axes.plot(days, known[column].to_list(), color=colour, label=f"matured {label}")
+    low, high = f"{column}_low", f"{column}_high"
+    if {low, high} <= set(known.columns) and known[low].null_count() < known.height:
+        axes.fill_between(
+            days,
+            known[low].fill_null(np.nan).to_list(),
+            known[high].fill_null(np.nan).to_list(),
+            color=colour,
+            alpha=0.2,
+        )
 
 
 def decision_mix_figure(mix: pl.DataFrame) -> Figure:

@@ -109,7 +109,7 @@ def run_live_monitor(
         ValueError: No decision falls in the period.
     """
     from cardfraud.served_model import load_from_registry
-    from cardfraud.stages.monitor import baseline_average_precision, champion_profile
+    from cardfraud.stages.monitor import champion_baseline, champion_profile
 
     now = now or datetime.now(UTC)
     params = load_params(request.params_path)
@@ -135,9 +135,7 @@ def run_live_monitor(
         alerts_per_10000=params.evaluate.alerts_per_10000,
         baseline=None
         if raw is None
-        else baseline_average_precision(
-            model, features, raw, maturity=params.monitor.maturity_days
-        ),
+        else champion_baseline(model, features, raw, params=params.monitor),
     )
     report = run_monitor(
         decisions,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from cardfraud.monitoring.monitor import MonitorSettings
-from cardfraud.monitoring.performance import PerformanceSettings
+from cardfraud.monitoring.performance import MaturedBaseline, PerformanceSettings
 from cardfraud.params import MonitorParams
 
 
@@ -12,7 +12,7 @@ def monitor_settings(
     *,
     review_threshold: float,
     alerts_per_10000: float,
-    baseline: float | None,
+    baseline: MaturedBaseline | None,
 ) -> MonitorSettings:
     """Build the settings of one monitor run.
 
@@ -20,8 +20,8 @@ def monitor_settings(
         params: The ``monitor`` section.
         review_threshold: The model's review threshold, the operating point.
         alerts_per_10000: Card Precision@k budget of the evaluate section.
-        baseline: The model's matured average precision; None disables the
-            performance alert.
+        baseline: The model's matured performance on its test window; None
+            disables the performance alert.
     """
     return MonitorSettings(
         psi_alert=params.psi_alert,
@@ -39,8 +39,9 @@ def monitor_settings(
             min_frauds=params.min_frauds,
             seed=params.seed,
         ),
-        performance_drop=params.performance_drop,
-        baseline_average_precision=baseline,
+        performance_alpha=params.performance_alpha,
+        performance_gini_drop=params.performance_gini_drop,
+        baseline=baseline,
         skew_sample=params.skew_sample,
         seed=params.seed,
     )

@@ -18,7 +18,7 @@ import polars as pl
 from cardfraud.monitoring.decisions import read_audit_decisions, read_label_events
 from cardfraud.monitoring.exporters import write_prometheus_file
 from cardfraud.monitoring.monitor import MonitorReport, run_monitor
-from cardfraud.monitoring.performance import matured_baseline
+from cardfraud.monitoring.performance import MaturedBaseline, matured_baseline
 from cardfraud.monitoring.reference import (
     ReferenceProfile,
     profile_for_model,
@@ -62,10 +62,14 @@ def champion_profile(
     return profile_for_model(features, model)
 
 
-def baseline_average_precision(
-    model: TrainedModel, features: pl.DataFrame, raw: pl.DataFrame, *, maturity: int
-) -> float | None:
-    """Return the champion's test-window AP under the monitor's labelling rule."""
+def champion_baseline(
+    model: TrainedModel,
+    features: pl.DataFrame,
+    raw: pl.DataFrame,
+    *,
+    params: MonitorParams,
+) -> MaturedBaseline | None:
+    """Return the champion's test-window performance under the monitor's labelling."""
     test = model.meta.get("windows", {}).get("test")
     if test is None:
         return None
@@ -76,7 +80,13 @@ def baseline_average_precision(
         )
     if rows.height == 0 or not rows["is_fraud"].any():
         return None
-    return matured_baseline(rows, model.predict_proba(rows), maturity_days=maturity)
+    return matured_baseline(
+        rows,
+        model.predict_proba(rows),
+        maturity_days=params.maturity_days,
+        bootstrap_rounds=params.bootstrap_rounds,
+        seed=params.seed,
+    )
 
 
 def write_outputs(ws: Workspace, report: MonitorReport) -> dict[str, Any]:
@@ -130,9 +140,7 @@ def run(
         params,
         review_threshold=model.thresholds["review"],
         alerts_per_10000=evaluate.alerts_per_10000,
-        baseline=baseline_average_precision(
-            model, features, raw, maturity=params.maturity_days
-        ),
+        baseline=champion_baseline(model, features, raw, params=params),
     )
     report = run_monitor(
         decisions,
