@@ -398,11 +398,11 @@ def _first_use_events(
     """Return each first-use flag field's events and the new event's flag.
 
     A card's first use of a merchant, device or country is its earliest payment
-    with that value in event time, as in the feature table. A transaction can
-    arrive after a later one with the same value, from another worker or by late
-    delivery. It then takes the flag over from that later event, so the state does
-    not depend on the order of arrival within the card's window. ``position`` is
-    the index where the transaction goes among the card's events.
+    with that value in event time, as in the feature table. When a transaction
+    arrives after a later one with the same value (two workers, or a late
+    delivery), it takes the flag over from that later event, so the state does not
+    depend on the order of arrival within the card's window. ``position`` is the
+    index where the transaction goes among the card's events.
     """
     seen = {
         "merchant_id": card.merchants,
