@@ -59,6 +59,18 @@ def test_replay_scores_every_transaction_once(smoke_workspace: Workspace):
     assert "is_fraud" not in record["request"]
 
 
+def test_replay_output_unchanged_by_monitor(smoke_workspace: Workspace):
+    """The monitor stage, which ran after the replay, adds no file to its output."""
+    folder = replay_dir(smoke_workspace)
+    connection = sqlite3.connect(f"file:{folder / AUDIT_FILE}?mode=ro", uri=True)
+    try:
+        mode = connection.execute("PRAGMA journal_mode").fetchone()[0]
+    finally:
+        connection.close()
+    assert sorted(path.name for path in folder.iterdir()) == [AUDIT_FILE, LABELS_FILE]
+    assert mode == "delete"
+
+
 def test_replay_writes_label_events_of_period(smoke_workspace: Workspace):
     start, end = replayed_period(smoke_workspace)
     raw = read_transactions(smoke_workspace.raw_dir)

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import sqlite3
 import tempfile
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -123,6 +124,21 @@ def replay_period_through_core(
     return scored, labels
 
 
+def seal_audit_file(path: Path) -> None:
+    """Switch a finished audit log from WAL to a rollback journal.
+
+    A read-only SQLite connection to a WAL database still creates its ``-wal`` and
+    ``-shm`` files. The monitor stage reads this file, so without the switch it
+    would add files to the replay stage's output and DVC would see the replay as
+    changed after every run.
+    """
+    connection = sqlite3.connect(path)
+    try:
+        connection.execute("PRAGMA journal_mode=DELETE").fetchone()
+    finally:
+        connection.close()
+
+
 def run(
     ws: Workspace,
     params: MonitorParams,
@@ -174,6 +190,7 @@ def run(
         finally:
             core.close()
             store.close()
+    seal_audit_file(folder / AUDIT_FILE)
     pl.DataFrame(labels, schema=LABEL_EVENT_SCHEMA).write_parquet(folder / LABELS_FILE)
     logger.info(
         "replayed %d transaction(s) and %d label event(s) from %s to %s",
