@@ -284,6 +284,13 @@ def bench(
     step_seconds: Annotated[
         float, typer.Option(min=1, help="Seconds of each stepped service rate.")
     ] = 20,
+    flavour: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Model family to serve in the service benchmark; repeat for "
+            "several. Default: every family in train.models."
+        ),
+    ] = None,
 ) -> None:
     """Time every pipeline stage in process at the size params.yaml sets.
 
@@ -310,6 +317,12 @@ def bench(
     unknown = sorted(sections - set(known))
     if unknown:
         raise _fail(f"unknown --only section(s) {unknown}; use some of {known}")
+    if flavour:
+        from cardfraud.tuning import FAMILIES
+
+        strange = sorted(set(flavour) - set(FAMILIES))
+        if strange:
+            raise _fail(f"unknown --flavour {strange}; use some of {FAMILIES}")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     params_path = _params_path(params)
     typer.echo(f"machine: {machine_description()}")
@@ -333,6 +346,7 @@ def bench(
             rate=load_rate,
             seconds=load_seconds,
             step_seconds=step_seconds,
+            flavours=flavour,
         )
         typer.echo(service_tables(result))
         failures = result.failures()

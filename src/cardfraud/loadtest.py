@@ -6,20 +6,21 @@ scheduled send time. A slow response therefore cannot delay the requests behind 
 and hide its own cost (coordinated omission). The send lag, how late the generator
 sent a request, shows when the generator itself is the bottleneck.
 
-``run_service_benchmark`` builds a smoke-size workspace with a registered model and
-its online store. It starts ``cardfraud serve`` (two workers, SQLite online store and
-audit log) and ``bento/bare_service.py`` (two workers, the raw model score only) on
-127.0.0.1. Against each it runs the fixed-rate test, then steps the rate up to find
-the highest rate whose p99 stays within the bound. It checks that every accepted
-request of the full service is in its audit log. Last, it measures degraded
-responses on a Redis online store whose server was killed. Generator and services
-share the machine's cores.
+``run_service_benchmark`` builds, for each model family, a smoke-size workspace with
+a registered model and its online store. It starts ``cardfraud serve`` (two workers,
+SQLite online store and audit log) and ``bento/bare_service.py`` (two workers, the
+raw model score only) on 127.0.0.1. Against each it runs the fixed-rate test, then
+steps the rate up to find the highest rate whose p99 stays within the bound. It
+checks that every accepted request of the full service is in its audit log. Last, it
+measures degraded responses on a Redis online store whose server was killed.
+Generator and services share the machine's cores.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -168,6 +169,33 @@ async def _open_loop(
         return list(await asyncio.gather(*tasks))
 
 
+@contextlib.contextmanager
+def quiet_generator() -> Iterator[None]:
+    """Keep the generator's own pauses out of the latencies it measures.
+
+    Within the block the cyclic garbage collector is off, after one collection and
+    a freeze of what exists, and httpx logs no line per request. A full collection
+    of a run's thousands of pending requests would otherwise stall the event loop
+    for 20 to 30 ms and delay the sends behind it.
+    """
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    request_loggers = [logging.getLogger(name) for name in ("httpx", "httpcore")]
+    levels = [request_logger.level for request_logger in request_loggers]
+    for request_logger in request_loggers:
+        request_logger.setLevel(logging.WARNING)
+    try:
+        yield
+    finally:
+        for request_logger, level in zip(request_loggers, levels, strict=True):
+            request_logger.setLevel(level)
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
 def run_open_loop(
     url: str, requests: list[tuple[str, bytes]], *, rate: float, target: str
 ) -> LoadResult:
@@ -179,7 +207,8 @@ def run_open_loop(
         rate: Requests per second of the schedule.
         target: Label of the service in the result.
     """
-    outcomes = asyncio.run(_open_loop(url, requests, rate=rate))
+    with quiet_generator():
+        outcomes = asyncio.run(_open_loop(url, requests, rate=rate))
     latencies = [outcome.latency_s for outcome in outcomes]
     ok = [outcome for outcome in outcomes if outcome.status == 200]
     return LoadResult(
@@ -253,12 +282,15 @@ class BenchWorkspace:
         return requests
 
 
-def prepare_workspace(folder: Path, params_path: Path) -> BenchWorkspace:
+def prepare_workspace(
+    folder: Path, params_path: Path, flavour: str | None = None
+) -> BenchWorkspace:
     """Run the pipeline at smoke size up to ``register`` in ``folder``.
 
-    The smoke sizes come from ``cardfraud.smoke``. The model family is the first
-    in the parameters' ``train.models``, with its ``max_estimators``, so the served
-    model has the ensemble size the pipeline allows.
+    The smoke sizes come from ``cardfraud.smoke``. The model family is ``flavour``,
+    by default the first in the parameters' ``train.models``, with the parameters'
+    ``max_estimators``, so the served model has the ensemble size the pipeline
+    allows.
     """
     from cardfraud.data import read_transactions
     from cardfraud.feature_store import FEATURES_FILE
@@ -271,7 +303,7 @@ def prepare_workspace(folder: Path, params_path: Path) -> BenchWorkspace:
     full = load_params(params_path)
     train = {
         **SMOKE_OVERRIDES["train"],
-        "models": full.train.models[:1],
+        "models": [flavour] if flavour else full.train.models[:1],
         "max_estimators": full.train.max_estimators,
     }
     folder.mkdir(parents=True, exist_ok=True)
@@ -444,6 +476,7 @@ class TargetReport:
     warmup: LoadResult
     fixed: LoadResult
     steps: list[LoadResult]
+    model: str = ""
     audit_missing: int | None = None
     audit_rows: int | None = None
 
@@ -669,7 +702,15 @@ def _degraded_counter(url: str) -> float:
 
 @dataclass
 class ServiceBenchmark:
-    """Everything ``run_service_benchmark`` measured."""
+    """Everything ``run_service_benchmark`` measured.
+
+    Attributes:
+        model: Description of the model that the degraded run served.
+        load_before: Load average before the first workspace was prepared.
+        load_after: Load average after the last run.
+        reports: Full and bare service of each model family, in turn.
+        degraded: The Redis run, None without ``redis-server``.
+    """
 
     model: str
     load_before: tuple[float, float, float]
@@ -684,7 +725,8 @@ class ServiceBenchmark:
             fixed = report.fixed
             if report.target == "full" and not fixed.within_bound:
                 problems.append(
-                    f"full service at {fixed.rate:g}/s: p99 {fixed.p99_ms} ms "
+                    f"full service ({report.model}) at {fixed.rate:g}/s: p99 "
+                    f"{fixed.p99_ms} ms "
                     f"(bound {P99_BOUND_MS:g} ms), {fixed.errors} errors"
                 )
             if report.audit_missing:
@@ -719,64 +761,83 @@ def run_service_benchmark(
     seconds: float = 60,
     step_rates: tuple[int, ...] = STEP_RATES,
     step_seconds: float = 20,
+    flavours: list[str] | None = None,
     folder: Path | None = None,
 ) -> ServiceBenchmark:
-    """Load-test the full and the bare service on a temporary smoke workspace.
+    """Load-test the full and the bare service on temporary smoke workspaces.
 
     Args:
-        params_path: Parameters file whose features and model family to use.
+        params_path: Parameters file whose features and model families to use.
         rate: Requests per second of the fixed-rate run.
         seconds: Length of the fixed-rate run.
         step_rates: Rates of the stepped runs, increasing.
         step_seconds: Length of each stepped run.
+        flavours: Model families to serve, one workspace each; default every
+            family in the parameters' ``train.models``.
         folder: Working folder; default a temporary one, removed afterwards.
     """
+    from cardfraud.params import load_params
+
+    chosen = flavours or list(load_params(params_path).train.models)
+    if not chosen:
+        raise ValueError("flavours: name at least one model family to serve")
     with _working_folder(folder) as work:
         load_before = os.getloadavg()
-        bench = prepare_workspace(work / "prepare", params_path)
-        logger.info("serving %s", bench.describe)
         reports = []
-
-        full = start_full_service(bench, work / "full")
-        try:
-            report = load_target(
-                full,
-                bench.score_requests,
-                target="full",
+        benches = []
+        for flavour in chosen:
+            bench = prepare_workspace(work / f"prepare-{flavour}", params_path, flavour)
+            benches.append(bench)
+            logger.info("serving %s", bench.describe)
+            reports += _load_both(
+                bench,
+                work / flavour,
                 rate=rate,
                 seconds=seconds,
                 step_rates=step_rates,
                 step_seconds=step_seconds,
             )
-        finally:
-            full.stop()
-        check_audit(report, work / "full" / "audit.db")
-        reports.append(report)
-
-        bare = start_bare_service(bench, work / "bare")
-        try:
-            reports.append(
-                load_target(
-                    bare,
-                    bench.bare_requests,
-                    target="bare",
-                    rate=rate,
-                    seconds=seconds,
-                    step_rates=step_rates,
-                    step_seconds=step_seconds,
-                )
-            )
-        finally:
-            bare.stop()
-
-        degraded = measure_degraded(bench, work / "degraded")
+            degraded = measure_degraded(benches[0], work / "degraded")
         return ServiceBenchmark(
-            model=bench.describe,
+            model=benches[0].describe,
             load_before=load_before,
             load_after=os.getloadavg(),
             reports=reports,
             degraded=degraded,
         )
+
+
+def _load_both(
+    bench: BenchWorkspace,
+    folder: Path,
+    *,
+    rate: float,
+    seconds: float,
+    step_rates: tuple[int, ...],
+    step_seconds: float,
+) -> list[TargetReport]:
+    """Load the full service, check its audit log, then load the bare service."""
+    schedule = {
+        "rate": rate,
+        "seconds": seconds,
+        "step_rates": step_rates,
+        "step_seconds": step_seconds,
+    }
+    full = start_full_service(bench, folder / "full")
+    try:
+        report = load_target(full, bench.score_requests, target="full", **schedule)
+    finally:
+        full.stop()
+    check_audit(report, folder / "full" / "audit.db")
+    report.model = bench.describe
+
+    bare = start_bare_service(bench, folder / "bare")
+    try:
+        baseline = load_target(bare, bench.bare_requests, target="bare", **schedule)
+    finally:
+        bare.stop()
+    baseline.model = bench.describe
+    return [report, baseline]
 
 
 @contextlib.contextmanager
@@ -793,16 +854,15 @@ def _working_folder(folder: Path | None) -> Iterator[Path]:
 def service_tables(result: ServiceBenchmark) -> str:
     """Format the benchmark as markdown: load table, rate steps, degraded mode."""
     lines = [
-        f"model: {result.model}",
         "load average (1, 5, 15 min) before: "
         + ", ".join(f"{value:.2f}" for value in result.load_before)
         + "; after: "
         + ", ".join(f"{value:.2f}" for value in result.load_after),
         "",
-        "| service | rate/s | seconds | sent | errors | p50 ms | p95 ms | p99 ms | "
-        "max ms | send lag p99 ms | highest rate with p99 <= "
+        "| service | model | rate/s | seconds | sent | errors | p50 ms | p95 ms | "
+        "p99 ms | max ms | send lag p99 ms | highest rate with p99 <= "
         f"{P99_BOUND_MS:g} ms | accepted, audit rows, missing |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for report in result.reports:
         fixed = report.fixed
@@ -814,20 +874,29 @@ def service_tables(result: ServiceBenchmark) -> str:
                 f"{report.audit_missing}"
             )
         lines.append(
-            f"| {report.target} | {fixed.rate:g} | {fixed.seconds:g} | {fixed.sent} | "
-            f"{fixed.errors} | {fixed.p50_ms} | {fixed.p95_ms} | {fixed.p99_ms} | "
+            f"| {report.target} | {report.model} | {fixed.rate:g} | "
+            f"{fixed.seconds:g} | {fixed.sent} | {fixed.errors} | "
+            f"{fixed.p50_ms} | {fixed.p95_ms} | {fixed.p99_ms} | "
             f"{fixed.max_ms} | {fixed.send_lag_p99_ms} | {highest_text} | {missing} |"
         )
-    lines += ["", "| service | rate/s | errors | p50 ms | p99 ms | send lag p99 ms |"]
-    lines.append("|---|---:|---:|---:|---:|---:|")
+    lines += [
+        "",
+        "| service | model | rate/s | errors | p50 ms | p99 ms | send lag p99 ms |",
+        "|---|---|---:|---:|---:|---:|---:|",
+    ]
     for report in result.reports:
         for step in report.steps:
             lines.append(
-                f"| {step.target} | {step.rate:g} | {step.errors} | {step.p50_ms} | "
-                f"{step.p99_ms} | {step.send_lag_p99_ms} |"
+                f"| {step.target} | {report.model} | {step.rate:g} | {step.errors} | "
+                f"{step.p50_ms} | {step.p99_ms} | {step.send_lag_p99_ms} |"
             )
     if result.degraded is not None:
-        lines += ["", _degraded_table(result.degraded)]
+        lines += [
+            "",
+            f"Degraded mode, served model {result.model}:",
+            "",
+            _degraded_table(result.degraded),
+        ]
     return "\n".join(lines)
 
 

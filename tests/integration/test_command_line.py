@@ -58,3 +58,16 @@ def test_serve_without_champion_stops(tmp_path, monkeypatch):
     result = runner.invoke(app, ["serve", "--port", "1"])
     assert result.exit_code == 2
     assert "has no alias 'champion'" in result.output
+
+
+def test_bench_rejects_unknown_flavour():
+    result = runner.invoke(app, ["bench", "--only", "service", "--flavour", "catboost"])
+    assert result.exit_code == 2
+    assert "unknown --flavour ['catboost']" in result.output
+    assert "xgboost" in result.output
+
+
+def test_bench_rejects_unknown_section():
+    result = runner.invoke(app, ["bench", "--only", "services"])
+    assert result.exit_code == 2
+    assert "unknown --only section(s) ['services']" in result.output

@@ -119,3 +119,39 @@ def test_highest_rate_stops_at_first_miss() -> None:
     report = TargetReport("full", fixed, fixed, steps)
     assert report.highest_rate == 300
     assert TargetReport("full", fixed, fixed, [_result(200, 90)]).highest_rate is None
+
+
+def test_quiet_generator_pauses_collection_and_request_logs() -> None:
+    import gc
+    import logging
+
+    from cardfraud.loadtest import quiet_generator
+
+    httpx_logger = logging.getLogger("httpx")
+    httpx_logger.setLevel(logging.INFO)
+    assert gc.isenabled()
+    with quiet_generator():
+        assert not gc.isenabled()
+        assert gc.get_freeze_count() > 0
+        assert httpx_logger.level == logging.WARNING
+    assert gc.isenabled()
+    assert gc.get_freeze_count() == 0
+    assert httpx_logger.level == logging.INFO
+    httpx_logger.setLevel(logging.NOTSET)
+
+
+def test_service_tables_name_each_model() -> None:
+    from cardfraud.loadtest import ServiceBenchmark, service_tables
+
+    fixed = _result(200, 10)
+    reports = [
+        TargetReport("full", fixed, fixed, [fixed], model="xgboost, 30 trees"),
+        TargetReport("full", fixed, _result(200, 80), [], model="lightgbm, 90 trees"),
+    ]
+    result = ServiceBenchmark("xgboost, 30 trees", (1, 1, 1), (2, 2, 2), reports, None)
+    table = service_tables(result)
+    assert "| full | xgboost, 30 trees | 200 |" in table
+    assert "| full | lightgbm, 90 trees | 200 |" in table
+    assert result.failures() == [
+        "full service (lightgbm, 90 trees) at 200/s: p99 80 ms (bound 50 ms), 0 errors"
+    ]
