@@ -160,11 +160,34 @@ def parse_json_body(body: bytes, *, max_bytes: int) -> Any:
 
     Raises:
         RequestError: 413 when the body exceeds ``max_bytes``; 400 when it is not
-            valid UTF-8 JSON.
+            valid UTF-8 JSON, nests too deeply or repeats a key in one object.
     """
     check_size(body, max_bytes=max_bytes)
     try:
-        return json.loads(body)
+        return json.loads(body, object_pairs_hook=_unique_keys)
+    except DuplicateKeyError as error:
+        raise RequestError(
+            400,
+            [
+                {
+                    "field": error.key,
+                    "message": f"key {error.key!r} appears more than once in one "
+                    "JSON object",
+                    "fix": f"send {error.key} once",
+                }
+            ],
+        ) from None
+    except RecursionError:
+        raise RequestError(
+            400,
+            [
+                {
+                    "field": "body",
+                    "message": "JSON nested too deeply to parse",
+                    "fix": "send one flat JSON object of the documented fields",
+                }
+            ],
+        ) from None
     except (UnicodeDecodeError, ValueError) as error:
         position = getattr(error, "pos", None)
         where = f" at character {position}" if position is not None else ""
@@ -179,6 +202,23 @@ def parse_json_body(body: bytes, *, max_bytes: int) -> Any:
                 }
             ],
         ) from None
+
+
+class DuplicateKeyError(ValueError):
+    """A JSON object names one key twice."""
+
+    def __init__(self, key: str) -> None:
+        self.key = key
+        super().__init__(f"duplicate key {key!r}")
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise DuplicateKeyError(key)
+        result[key] = value
+    return result
 
 
 def check_size(body: bytes, *, max_bytes: int) -> None:
