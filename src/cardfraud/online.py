@@ -203,9 +203,11 @@ def compute_features(
 ) -> ScoreTimeFeatures:
     """Compute one transaction's features from its card's and merchant's states.
 
-    The definitions are those of ``build_feature_table``. Recent card events ordered
-    at or after the transaction are left out. The lifetime sums and sets assume that
-    the states contain only transactions ordered before it.
+    The definitions are those of ``build_feature_table``. Card events ordered at or
+    after the transaction, by ``(time, transaction id)``, are left out, so a late
+    transaction and a retried one (its id already in the card's state) get the
+    features of their place in event time. Events of the card that are still in
+    flight in another request cannot be seen.
 
     Args:
         transaction: Canonical fields; ``timestamp`` is a UTC-aware datetime and
@@ -228,12 +230,19 @@ def compute_features(
         merchant = MerchantState()
     now_us = epoch_us(timestamp)
     key = (now_us, str(transaction["transaction_id"]))
+    retried = key[1] in card.event_ids
 
     values: dict[str, float] = {}
     values.update(_card_window_features(card, key=key, params=params))
-    values.update(_card_history_features(card, amount=amount, now_us=now_us))
-    values.update(_merchant_features(merchant, now_us=now_us, params=params))
-    values.update(_first_time_flags(card, transaction))
+    values.update(
+        _card_history_features(_history_before(card, key), amount=amount, now_us=now_us)
+    )
+    values.update(
+        _merchant_features(
+            merchant, now_us=now_us, params=params, own_events=int(retried)
+        )
+    )
+    values.update(_first_time_flags(card, transaction, key=key))
     values.update(
         transaction_own_features(transaction, timestamp=timestamp, amount=amount)
     )
@@ -275,8 +284,48 @@ def _card_window_features(
     return values
 
 
+class CardHistory(NamedTuple):
+    """A card's lifetime aggregates as of one moment, as ``CardState`` names them."""
+
+    count: int
+    amount_sum: int
+    shifted_sum: int
+    shifted_square_sum: int
+    last_seen_us: int | None
+
+
+def _history_before(card: CardState, key: tuple[int, str]) -> CardHistory:
+    """Return the card's aggregates over its events ordered before ``key``.
+
+    Events at or after ``key`` are among the recent events, because every event
+    within the longest card window of the newest one is kept, and they are taken
+    out of the sums. The time of the previous event is unknown when it fell out of
+    the recent events; ``last_seen_us`` is then None.
+    """
+    later = _earlier_events(card, key)
+    if later == len(card.event_us):
+        return CardHistory(
+            card.count,
+            card.amount_sum,
+            card.shifted_sum,
+            card.shifted_square_sum,
+            card.last_seen_us,
+        )
+    amounts = card.event_amounts[later:]
+    shifted = [amount - card.amount_shift for amount in amounts]
+    count = card.count - len(amounts)
+    previous = card.event_us[later - 1] if later > 0 else None
+    return CardHistory(
+        count,
+        card.amount_sum - sum(amounts),
+        card.shifted_sum - sum(shifted),
+        card.shifted_square_sum - sum(value * value for value in shifted),
+        previous if count > 0 else None,
+    )
+
+
 def _card_history_features(
-    card: CardState, *, amount: int, now_us: int
+    card: CardHistory, *, amount: int, now_us: int
 ) -> dict[str, float]:
     """Return count, mean, std, ratio, z-score and time gap as the table has them."""
     count = card.count
@@ -300,15 +349,27 @@ def _card_history_features(
         "card_amount_std_prior": std,
         "amount_ratio_card_mean": float(amount) / mean,
         "amount_zscore_card": (float(amount) - mean) / max(std, MIN_STD_MINOR),
-        "seconds_since_prev_card": (now_us - card.last_seen_us) / 1e6,
+        "seconds_since_prev_card": (
+            (now_us - card.last_seen_us) / 1e6
+            if card.last_seen_us is not None
+            else NO_HISTORY_SECONDS
+        ),
     }
 
 
 def _merchant_features(
-    merchant: MerchantState, *, now_us: int, params: FeaturesParams
+    merchant: MerchantState, *, now_us: int, params: FeaturesParams, own_events: int
 ) -> dict[str, float]:
+    """Return the merchant's counts and fraud rates up to ``now_us``.
+
+    ``own_events`` is 1 for a retried transaction, whose own time is already in the
+    merchant's events and is not counted again.
+    NOTE: The merchant's state keeps times without ids, so a late transaction
+    counts the events of its exact time that arrived before it, where the feature
+    table counts only those with a smaller transaction id.
+    """
     times = merchant.event_us
-    end = bisect.bisect_right(times, now_us)
+    end = bisect.bisect_right(times, now_us) - own_events
     values: dict[str, float] = {}
     for hours in params.merchant_windows_hours:
         start = bisect.bisect_right(times, now_us - hours * MICROSECONDS_PER_HOUR)
@@ -327,16 +388,36 @@ def _merchant_features(
     return values
 
 
-def _first_time_flags(card: CardState, transaction: dict[str, Any]) -> dict[str, float]:
+def _first_time_flags(
+    card: CardState, transaction: dict[str, Any], *, key: tuple[int, str]
+) -> dict[str, float]:
+    """Return the first-use flags of the transaction at its place in event time.
+
+    A value in the card's sets is still new when its first use is an event ordered
+    at or after ``key``, which is the case for a late or a retried transaction.
+    """
     seen = {
         "merchant_id": card.merchants,
         "device_id": card.devices,
         "merchant_country": card.countries,
     }
+    later = _earlier_events(card, key)
     flags = {}
     for name, column in FIRST_TIME_ATTRIBUTES.items():
         value = transaction.get(column)
-        flags[name] = float(value is not None and value not in seen[column])
+        if value is None:
+            flags[name] = 0.0
+            continue
+        value = str(value)
+        first_use_later = any(
+            card_value == value and first
+            for card_value, first in zip(
+                getattr(card, EVENT_VALUE_FIELDS[column])[later:],
+                getattr(card, FIRST_USE_FIELDS[column])[later:],
+                strict=True,
+            )
+        )
+        flags[name] = float(value not in seen[column] or first_use_later)
     return flags
 
 
@@ -390,6 +471,11 @@ EVENT_VALUE_FIELDS: dict[str, str] = {
     "merchant_country": "event_countries",
 }
 """Card state field with each recent event's value of a transaction column."""
+FIRST_USE_FIELDS: dict[str, str] = {
+    FIRST_TIME_ATTRIBUTES[NEW_VALUE_ATTRIBUTES[name]]: state_field
+    for name, state_field in NEW_VALUE_EVENT_FIELDS.items()
+}
+"""Card state field with each recent event's first-use flag of a transaction column."""
 
 
 def _first_use_events(
@@ -436,6 +522,45 @@ def _first_use_events(
         flags[later_first] = 0
         result[state_field] = (flags, 1)
     return result
+
+
+class TransactionConflictError(ValueError):
+    """A transaction id arrived again with fields that differ from its first use."""
+
+    def __init__(self, transaction_id: str, fields: list[str]) -> None:
+        self.transaction_id = transaction_id
+        self.fields = fields
+        super().__init__(
+            f"transaction_id {transaction_id!r} was already scored with other "
+            f"values of {', '.join(fields)}"
+        )
+
+
+def check_same_event(card: CardState, transaction: dict[str, Any]) -> None:
+    """Raise ``TransactionConflictError`` when a known id comes with other fields.
+
+    The comparison covers what the card's state keeps of each event: time, amount,
+    merchant, device and merchant country.
+    """
+    timestamp, amount = check_transaction(transaction)
+    index = card.event_ids.index(str(transaction["transaction_id"]))
+    stored = {
+        "timestamp": card.event_us[index],
+        "amount_minor": card.event_amounts[index],
+        "merchant_id": card.event_merchants[index],
+        "device_id": card.event_devices[index],
+        "merchant_country": card.event_countries[index],
+    }
+    sent = {
+        "timestamp": epoch_us(timestamp),
+        "amount_minor": amount,
+        "merchant_id": str(transaction["merchant_id"]),
+        "device_id": str(transaction.get("device_id") or NO_VALUE),
+        "merchant_country": str(transaction.get("merchant_country") or NO_VALUE),
+    }
+    differing = [name for name in stored if stored[name] != sent[name]]
+    if differing:
+        raise TransactionConflictError(str(transaction["transaction_id"]), differing)
 
 
 def _with_value(values: list[str], value: str) -> list[str]:
@@ -599,7 +724,12 @@ class OnlineFeatures:
         """Compute the transaction's features, then append it to both states.
 
         A transaction id already among the card's recent events is not appended
-        again, so a retried request does not count twice.
+        again, so a retried request does not count twice, and it gets the features
+        of its first scoring unless later events left the card's recent window.
+
+        Raises:
+            TransactionConflictError: The id is among the card's events with another
+                time, amount, merchant, device or country; nothing is written.
         NOTE: The read and the write are atomic within this object only. Two
         processes that update the same card or merchant at once can lose one update.
         """
@@ -608,9 +738,10 @@ class OnlineFeatures:
             result = self.features(transaction)
             transaction_id = str(transaction["transaction_id"])
             if transaction_id in result.card.event_ids:
+                check_same_event(result.card, transaction)
                 logger.warning(
-                    "transaction %s is already in the state of card %s; not "
-                    "appended again",
+                    "transaction %s is already in the state of card %s; scored "
+                    "as of its own time and not appended again",
                     transaction_id,
                     transaction["card_id"],
                 )

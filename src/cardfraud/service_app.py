@@ -22,6 +22,7 @@ from fastapi.responses import HTMLResponse, JSONResponse, Response
 
 from cardfraud.audit import AuditBacklogError
 from cardfraud.explanations import build_explanation, render_html, split_thresholds
+from cardfraud.online import TransactionConflictError
 from cardfraud.service_metrics import ServiceMetrics
 from cardfraud.service_requests import (
     RequestError,
@@ -289,6 +290,18 @@ def _openapi_body(schema: dict[str, Any]) -> dict[str, Any]:
 def _score_one(state: ServiceState, transaction: dict[str, Any]) -> dict[str, Any]:
     try:
         response = state.core.score(transaction)
+    except TransactionConflictError as error:
+        raise RequestError(
+            409,
+            [
+                {
+                    "field": "transaction_id",
+                    "message": str(error),
+                    "fix": "send a retry with the fields of the first request, or "
+                    "give a new transaction its own transaction_id",
+                }
+            ],
+        ) from None
     except ValueError as error:
         name = _field_in(str(error))
         fix = f"send {name} as {expected_value(name)}"

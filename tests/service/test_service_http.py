@@ -13,7 +13,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -276,6 +276,27 @@ BAD_BODIES = [
     ("oversized body", "/score", b" " * 1_000_001, 413, "body"),
     ("batch not a list", "/score/batch", b'{"transactions": {}}', 422, "transactions"),
     ("batch extra key", "/score/batch", b'{"transactions": [{}], "x": 1}', 422, "x"),
+    (
+        "deep nesting",
+        "/score",
+        b'{"x": ' + b"[" * 5_000 + b"]" * 5_000 + b"}",
+        400,
+        "body",
+    ),
+    (
+        "deep batch nesting",
+        "/score/batch",
+        b'{"transactions": [{"x": ' + b"[" * 3_000 + b"]" * 3_000 + b"}]}",
+        400,
+        "body",
+    ),
+    (
+        "duplicate key",
+        "/score",
+        b'{"amount_minor": -5, "amount_minor": 1000}',
+        400,
+        "amount_minor",
+    ),
 ]
 
 
@@ -285,6 +306,33 @@ def good_body(served: ServedWorkspace, transaction_id: str) -> dict[str, Any]:
     body["transaction_id"] = transaction_id
     body["timestamp"] = (last_moment(served) + timedelta(days=3)).isoformat()
     return body
+
+
+def test_retry_returns_same_decision(xgb_service, served_workspace):
+    body = good_body(served_workspace, "retry-same")
+    first = xgb_service.post("/score", json=body)
+    later = {**body, "transaction_id": "retry-later"}
+    later["timestamp"] = (
+        datetime.fromisoformat(body["timestamp"]) + timedelta(seconds=30)
+    ).isoformat()
+    assert xgb_service.post("/score", json=later).status_code == 200
+    retried = xgb_service.post("/score", json=body)
+    assert first.status_code == 200
+    assert retried.status_code == 200
+    assert retried.json()["score"] == first.json()["score"]
+    assert retried.json()["decision"] == first.json()["decision"]
+    assert retried.json()["reasons"] == first.json()["reasons"]
+
+
+def test_reused_id_with_other_fields_conflicts(xgb_service, served_workspace):
+    body = good_body(served_workspace, "retry-changed")
+    assert xgb_service.post("/score", json=body).status_code == 200
+    changed = {**body, "amount_minor": body["amount_minor"] + 1}
+    response = xgb_service.post("/score", json=changed)
+    assert response.status_code == 409, response.text
+    problem = response.json()["problems"][0]
+    assert problem["field"] == "transaction_id"
+    assert "amount_minor" in problem["message"]
 
 
 @pytest.mark.parametrize(("case", "change", "field"), BAD_INPUTS)

@@ -19,10 +19,12 @@ from cardfraud.online import (
     MERCHANT_STATE_VIEW,
     CardState,
     MerchantState,
+    TransactionConflictError,
     add_label_to_merchant,
     add_transaction_to_card,
     add_transaction_to_merchant,
     bootstrap_states,
+    check_same_event,
     compute_features,
     epoch_us,
     replay_events,
@@ -354,3 +356,87 @@ def test_card_first_use_flags_match_feature_table() -> None:
         assert recent["first_time_country"].cast(pl.Int64).to_list() == (
             card.event_new_countries
         )
+
+
+def test_late_transaction_scored_at_its_time() -> None:
+    later = transaction(transaction_id="t2", timestamp=START + timedelta(seconds=10))
+    card = add_transaction_to_card(CardState(), later, PARAMS)
+    merchant = add_transaction_to_merchant(MerchantState(), later, PARAMS)
+    early = compute_features(transaction(), card, merchant, PARAMS).values
+    assert early["seconds_since_prev_card"] == NO_HISTORY_SECONDS
+    assert early["card_prior_count"] == 0.0
+    assert early["card_count_1h"] == 0.0
+    assert early["merchant_count_1h"] == 0.0
+    assert early["first_time_merchant"] == 1.0
+    assert early["first_time_device"] == 1.0
+    assert early["first_time_country"] == 1.0
+
+
+def test_retry_gets_first_scoring_features() -> None:
+    first = transaction(transaction_id="t1", amount_minor=400)
+    second = transaction(
+        transaction_id="t2",
+        timestamp=START + timedelta(minutes=5),
+        amount_minor=9_000,
+        merchant_id="m2",
+    )
+    card = add_transaction_to_card(CardState(), first, PARAMS)
+    merchant = add_transaction_to_merchant(MerchantState(), second, PARAMS)
+    scored = compute_features(second, card, merchant, PARAMS).values
+    card = add_transaction_to_card(card, second, PARAMS)
+    merchant = add_transaction_to_merchant(merchant, second, PARAMS)
+    third = transaction(transaction_id="t3", timestamp=START + timedelta(minutes=9))
+    card = add_transaction_to_card(card, third, PARAMS)
+    retried = compute_features(second, card, merchant, PARAMS).values
+    assert retried == scored
+    assert retried["seconds_since_prev_card"] == 300.0
+    assert retried["card_prior_count"] == 1.0
+    assert retried["first_time_merchant"] == 1.0
+
+
+def test_rescoring_every_event_matches_table() -> None:
+    """Every transaction scored again against the final states gets its table row.
+
+    The states take the transactions in a shuffled order, so each one is both a
+    retry and, for most, a late arrival. Labels are not applied, so the merchant
+    fraud rates are left out of the comparison. Times on a 1-s grid do not tie,
+    because a merchant's state keeps no ids to order tied events by.
+    """
+    frame = make_transactions(300, seed=6, cards=6, merchants=4, days=10, grid_s=1)
+    assert frame["timestamp"].n_unique() == frame.height
+    table = build_feature_table(frame, PARAMS)
+    cards: dict[str, CardState] = {}
+    merchants: dict[str, MerchantState] = {}
+    for row in frame.sample(fraction=1.0, shuffle=True, seed=2).iter_rows(named=True):
+        card = cards.get(row["card_id"], CardState())
+        merchant = merchants.get(row["merchant_id"], MerchantState())
+        cards[row["card_id"]] = add_transaction_to_card(card, row, PARAMS)
+        merchants[row["merchant_id"]] = add_transaction_to_merchant(
+            merchant, row, PARAMS
+        )
+    compared = [
+        name
+        for name in feature_columns(PARAMS)
+        if not name.startswith("merchant_fraud_rate")
+    ]
+    for row in table.iter_rows(named=True):
+        event = frame.row(
+            by_predicate=pl.col("transaction_id") == row["transaction_id"], named=True
+        )
+        values = compute_features(
+            event, cards[event["card_id"]], merchants[event["merchant_id"]], PARAMS
+        ).values
+        for name in compared:
+            assert values[name] == pytest.approx(row[name], rel=1e-9, abs=1e-9), (
+                row["transaction_id"],
+                name,
+            )
+
+
+def test_same_event_check_names_changed_fields() -> None:
+    card = add_transaction_to_card(CardState(), transaction(), PARAMS)
+    check_same_event(card, transaction())
+    with pytest.raises(TransactionConflictError) as raised:
+        check_same_event(card, transaction(amount_minor=2_000, device_id="d9"))
+    assert raised.value.fields == ["amount_minor", "device_id"]
+    assert "'t1'" in str(raised.value)
