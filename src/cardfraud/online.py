@@ -297,10 +297,12 @@ class CardHistory(NamedTuple):
 def _history_before(card: CardState, key: tuple[int, str]) -> CardHistory:
     """Return the card's aggregates over its events ordered before ``key``.
 
-    Events at or after ``key`` are among the recent events, because every event
-    within the longest card window of the newest one is kept, and they are taken
-    out of the sums. The time of the previous event is unknown when it fell out of
-    the recent events; ``last_seen_us`` is then None.
+    The recent events ordered at or after ``key`` are taken out of the lifetime
+    sums. The time of the previous event is unknown when it left the recent events,
+    and ``last_seen_us`` is then None.
+    NOTE: A transaction older than the card's longest window, counted back from the
+    newest event, may find later events already dropped from the recent events;
+    their amounts then stay in the sums.
     """
     later = _earlier_events(card, key)
     if later == len(card.event_us):
