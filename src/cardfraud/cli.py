@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import shutil
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated
 
@@ -57,6 +59,52 @@ def configure(
 
 def _params_path(params: Path | None) -> Path:
     return params if params is not None else project_root() / "params.yaml"
+
+
+WORKER_INTEGER_SETTINGS = (
+    "CARDFRAUD_WORKERS",
+    "CARDFRAUD_MAX_BATCH",
+    "CARDFRAUD_MAX_CONCURRENCY",
+)
+"""Settings that ``bento/service.py`` reads as positive integers."""
+WORKER_CHOICE_SETTINGS = {
+    "CARDFRAUD_INVOCATIONS_AUTH": ("token", "iam"),
+    "CARDFRAUD_LOG_FORMAT": ("json", "text"),
+}
+"""Settings that ``bento/service.py`` reads as one of a few words."""
+
+
+def worker_setting_problems(environ: Mapping[str, str]) -> list[str]:
+    """Return a sentence for each invalid setting that the service's workers read.
+
+    The workers read these when they start, so a bad value found there would make
+    BentoML restart them without end.
+    """
+    problems = []
+    for name in WORKER_INTEGER_SETTINGS:
+        text = environ.get(name)
+        if text is not None and not (
+            text.isascii() and text.isdigit() and int(text) >= 1
+        ):
+            problems.append(f"{name}={text!r} is invalid; set a whole number >= 1")
+    timeout = environ.get("CARDFRAUD_REQUEST_TIMEOUT_S")
+    if timeout is not None:
+        try:
+            seconds = float(timeout)
+        except ValueError:
+            seconds = float("nan")
+        if not (math.isfinite(seconds) and seconds > 0):
+            problems.append(
+                f"CARDFRAUD_REQUEST_TIMEOUT_S={timeout!r} is invalid; set a "
+                "number of seconds > 0"
+            )
+    for name, choices in WORKER_CHOICE_SETTINGS.items():
+        text = environ.get(name)
+        if text is not None and text not in choices:
+            problems.append(
+                f"{name}={text!r} is invalid; set one of {', '.join(choices)}"
+            )
+    return problems
 
 
 def _fail(message: str) -> typer.Exit:
@@ -477,7 +525,12 @@ def serve(
     port: Annotated[
         int | None, typer.Option(help="TCP port; default 3000, 8080 with --sagemaker.")
     ] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Worker processes.")] = 2,
+    workers: Annotated[
+        int | None,
+        typer.Option(
+            min=1, help="Worker processes; default $CARDFRAUD_WORKERS, else 2."
+        ),
+    ] = None,
     host: Annotated[
         str | None,
         typer.Option(
@@ -508,6 +561,14 @@ def serve(
     from cardfraud.service_emf import emf_enabled
     from cardfraud.serving import ServiceSettings
 
+    if sagemaker:
+        os.environ.setdefault("CARDFRAUD_INVOCATIONS_AUTH", "iam")
+        os.environ.setdefault("CARDFRAUD_EMF", "1")
+    if workers is not None:
+        os.environ["CARDFRAUD_WORKERS"] = str(workers)
+    problems = worker_setting_problems(os.environ)
+    if problems:
+        raise _fail("; ".join(problems))
     try:
         settings = ServiceSettings.from_environment()
         emf_enabled()
@@ -543,10 +604,6 @@ def serve(
     _isolate_bentoml_home()
     root = project_root()
     os.environ.setdefault("CARDFRAUD_ROOT", str(root))
-    os.environ["CARDFRAUD_WORKERS"] = str(workers)
-    if sagemaker:
-        os.environ.setdefault("CARDFRAUD_INVOCATIONS_AUTH", "iam")
-        os.environ.setdefault("CARDFRAUD_EMF", "1")
     bento_dir = Path(os.environ.get("CARDFRAUD_BENTO_DIR", root / "bento"))
     args = [
         bentoml,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
@@ -71,3 +72,38 @@ def test_bench_rejects_unknown_section():
     result = runner.invoke(app, ["bench", "--only", "services"])
     assert result.exit_code == 2
     assert "unknown --only section(s) ['services']" in result.output
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "message"),
+    [
+        ("CARDFRAUD_INVOCATIONS_AUTH", "bogus", "set one of token, iam"),
+        ("CARDFRAUD_MAX_BATCH", "2.5", "set a whole number >= 1"),
+        ("CARDFRAUD_MAX_CONCURRENCY", "abc", "set a whole number >= 1"),
+        ("CARDFRAUD_WORKERS", "0", "set a whole number >= 1"),
+        ("CARDFRAUD_REQUEST_TIMEOUT_S", "-1", "set a number of seconds > 0"),
+        ("CARDFRAUD_REQUEST_TIMEOUT_S", "nan", "set a number of seconds > 0"),
+        ("CARDFRAUD_LOG_FORMAT", "xml", "set one of json, text"),
+    ],
+)
+def test_serve_rejects_invalid_worker_setting(monkeypatch, name, value, message):
+    monkeypatch.setenv(name, value)
+    result = runner.invoke(app, ["serve"])
+    assert result.exit_code == 2
+    assert f"{name}={value!r} is invalid" in result.output
+    assert message in result.output
+
+
+def test_worker_settings_accept_defaults_and_valid_values():
+    from cardfraud.cli import worker_setting_problems
+
+    assert worker_setting_problems({}) == []
+    valid = {
+        "CARDFRAUD_WORKERS": "4",
+        "CARDFRAUD_MAX_BATCH": "100",
+        "CARDFRAUD_MAX_CONCURRENCY": "64",
+        "CARDFRAUD_REQUEST_TIMEOUT_S": "2.5",
+        "CARDFRAUD_INVOCATIONS_AUTH": "iam",
+        "CARDFRAUD_LOG_FORMAT": "text",
+    }
+    assert worker_setting_problems(valid) == []

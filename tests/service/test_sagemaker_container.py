@@ -249,7 +249,10 @@ def test_serve_script_passes_port_and_arguments(tmp_path):
 
 
 def bentoml_arguments(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, *options: str
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    *options: str,
+    settings: dict[str, str] | None = None,
 ) -> tuple[list[str], dict[str, str]]:
     """Run ``cardfraud serve`` up to its exec and return BentoML's argv and env.
 
@@ -265,6 +268,7 @@ def bentoml_arguments(
     }
     environment["CARDFRAUD_MODEL_DIR"] = str(model_dir)
     environment["BENTOML_HOME"] = str(tmp_path / "bentoml")
+    environment.update(settings or {})
     monkeypatch.setattr(os, "environ", environment)
     started: list[list[str]] = []
 
@@ -302,3 +306,15 @@ def test_cli_gives_service_own_bentoml_home(monkeypatch, tmp_path):
     home = Path(environment["BENTOML_HOME"])
     assert home == tmp_path / "bentoml" / "cardfraud-serve" / str(os.getpid())
     assert home.is_dir()
+
+
+def test_cli_workers_option_sets_environment(monkeypatch, tmp_path):
+    _, environment = bentoml_arguments(monkeypatch, tmp_path, "--workers", "3")
+    assert environment["CARDFRAUD_WORKERS"] == "3"
+
+
+def test_cli_keeps_workers_from_environment(monkeypatch, tmp_path):
+    _, environment = bentoml_arguments(
+        monkeypatch, tmp_path, settings={"CARDFRAUD_WORKERS": "1"}
+    )
+    assert environment["CARDFRAUD_WORKERS"] == "1"
