@@ -27,6 +27,7 @@ from cardfraud.service_metrics import ServiceMetrics
 from cardfraud.service_requests import (
     RequestError,
     build_transaction_model,
+    check_json_content_type,
     expected_value,
     parse_invocation,
     parse_json_body,
@@ -38,6 +39,35 @@ from cardfraud.serving import ScoringCore, ServiceSettings
 logger = logging.getLogger(__name__)
 
 INVOCATION_AUTH = ("token", "iam")
+REQUEST_FIELDS = frozenset(
+    {
+        "body",
+        "header",
+        "transactions",
+        "transaction",
+        "explanation",
+        "transaction_id",
+        "format",
+        "Content-Type",
+        "Authorization",
+    }
+)
+"""Names of rejected request parts other than transaction fields."""
+
+
+def metric_field(field_path: str, known: frozenset[str]) -> str:
+    """Return the rejection counter's ``field`` label for a problem's field path.
+
+    Batch indexes and CSV row numbers are dropped and a name the service does not
+    define becomes ``other``, so clients cannot add label values to ``/metrics``.
+    """
+    parts = [
+        part
+        for part in field_path.replace(" ", ".").split(".")
+        if part and not part.isdigit() and part != "row"
+    ]
+    name = parts[-1] if parts else "body"
+    return name if name in known else "other"
 
 
 @dataclass
@@ -79,6 +109,7 @@ def create_app(get_state: Callable[[], ServiceState], *, max_batch: int) -> Fast
         max_batch: Largest batch, shown in the OpenAPI schema.
     """
     transaction_model = build_transaction_model()
+    known_fields = frozenset(transaction_model.model_fields) | REQUEST_FIELDS
     app = FastAPI(
         title="card-fraud scorer",
         description="Scores card transactions, explains decisions, keeps an audit log.",
@@ -93,8 +124,9 @@ def create_app(get_state: Callable[[], ServiceState], *, max_batch: int) -> Fast
         openapi_extra=body(transaction_schema),
         summary="Score one transaction",
     )
-    def score(request_body: bytes = _raw_body()) -> Response:
+    def score(request: Request, request_body: bytes = _raw_body()) -> Response:
         state = get_state()
+        check_json_content_type(request.headers.get("content-type"))
         value = parse_json_body(request_body, max_bytes=state.settings.max_body_bytes)
         transaction = validate_transaction(transaction_model, value)
         return JSONResponse(_score_one(state, transaction))
@@ -118,8 +150,9 @@ def create_app(get_state: Callable[[], ServiceState], *, max_batch: int) -> Fast
         ),
         summary="Score a bounded list of transactions in order",
     )
-    def score_batch(request_body: bytes = _raw_body()) -> Response:
+    def score_batch(request: Request, request_body: bytes = _raw_body()) -> Response:
         state = get_state()
+        check_json_content_type(request.headers.get("content-type"))
         value = parse_json_body(request_body, max_bytes=state.settings.max_body_bytes)
         transactions = validate_batch(
             transaction_model, value, max_batch=state.settings.max_batch
@@ -237,7 +270,8 @@ def create_app(get_state: Callable[[], ServiceState], *, max_batch: int) -> Fast
         state = get_state()
         if state.metrics is not None:
             state.metrics.rejected.labels(
-                route=_route_of(request.url.path), field=error.problems[0]["field"]
+                route=_route_of(request.url.path),
+                field=metric_field(error.problems[0]["field"], known_fields),
             ).inc()
         logger.info(
             "rejected %s %s with %d: %s",

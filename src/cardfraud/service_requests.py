@@ -204,6 +204,23 @@ def parse_json_body(body: bytes, *, max_bytes: int) -> Any:
         ) from None
 
 
+def check_json_content_type(content_type: str | None) -> None:
+    """Raise a 415 ``RequestError`` unless the body is declared JSON or undeclared."""
+    media = (content_type or "").split(";")[0].strip().lower()
+    if media in ("", "application/json") or media.endswith("+json"):
+        return
+    raise RequestError(
+        415,
+        [
+            {
+                "field": "Content-Type",
+                "message": f"unsupported content type {content_type!r}",
+                "fix": "send the body as application/json",
+            }
+        ],
+    )
+
+
 class DuplicateKeyError(ValueError):
     """A JSON object names one key twice."""
 

@@ -308,6 +308,36 @@ def good_body(served: ServedWorkspace, transaction_id: str) -> dict[str, Any]:
     return body
 
 
+@pytest.mark.parametrize("path", ["/score", "/score/batch"])
+@pytest.mark.parametrize(
+    "content_type", ["text/plain", "application/x-www-form-urlencoded"]
+)
+def test_non_json_content_type_rejected(
+    xgb_service, served_workspace, path, content_type
+):
+    body = good_body(served_workspace, "content-type")
+    if path == "/score/batch":
+        body = {"transactions": [body]}
+    response = xgb_service.post(
+        path, content=json.dumps(body), headers={"Content-Type": content_type}
+    )
+    assert response.status_code == 415, response.text
+    assert response.json()["problems"][0]["field"] == "Content-Type"
+
+
+def test_metric_field_bounds_label_values():
+    from cardfraud.service_app import REQUEST_FIELDS, metric_field
+    from cardfraud.service_requests import build_transaction_model
+
+    known = frozenset(build_transaction_model().model_fields) | REQUEST_FIELDS
+    assert metric_field("transactions.7.amount_minor", known) == "amount_minor"
+    assert metric_field("row 12.currency", known) == "currency"
+    assert metric_field("explanation.transaction_id", known) == "transaction_id"
+    assert metric_field("surprise_field", known) == "other"
+    assert metric_field("<script>", known) == "other"
+    assert metric_field("body", known) == "body"
+
+
 def test_retry_returns_same_decision(xgb_service, served_workspace):
     body = good_body(served_workspace, "retry-same")
     first = xgb_service.post("/score", json=body)
