@@ -11,9 +11,11 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
+import polars as pl
 from pydantic import BaseModel, ValidationError, create_model, field_validator
 
 from cardfraud.schema import (
@@ -21,6 +23,7 @@ from cardfraud.schema import (
     COLUMN_BY_NAME,
     COLUMNS,
     MAX_REQUEST_AMOUNT_MINOR,
+    UTC_DATETIME,
     build_request_model,
 )
 
@@ -275,6 +278,9 @@ def validate_transaction(
                 }
             ],
         )
+    loose = _loosely_typed(value, prefix=prefix)
+    if loose:
+        raise RequestError(422, loose)
     try:
         parsed = model.model_validate(value)
     except ValidationError as error:
@@ -282,6 +288,41 @@ def validate_transaction(
             422, problems_from_validation(error, prefix=prefix)
         ) from None
     return parsed.model_dump(exclude_none=True)
+
+
+NUMBER_TEXT = re.compile(r"[+-]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)(?:[eE][+-]?[0-9]+)?")
+"""A decimal number written in ASCII digits, as a CSV cell or a JSON string."""
+
+
+def _loosely_typed(value: dict[str, Any], *, prefix: tuple[Any, ...]) -> list[dict]:
+    """Return a problem for each value that pydantic would coerce from another type.
+
+    Coordinates must be JSON numbers, not booleans or strings, and a timestamp must
+    not be a number written as a string, which pydantic reads as Unix time.
+    """
+    problems = []
+    for name, item in value.items():
+        column = COLUMN_BY_NAME.get(name)
+        if column is None or item is None:
+            continue
+        wrong_number = column.dtype == pl.Float64() and (
+            isinstance(item, bool) or not isinstance(item, int | float)
+        )
+        numeric_time = (
+            column.dtype == UTC_DATETIME
+            and isinstance(item, str)
+            and NUMBER_TEXT.fullmatch(item.strip()) is not None
+        )
+        if wrong_number or numeric_time:
+            field = ".".join(str(part) for part in (*prefix, name))
+            problems.append(
+                {
+                    "field": field,
+                    "message": f"{item!r} is not {expected_value(name)}",
+                    "fix": f"send {name} as {expected_value(name)}",
+                }
+            )
+    return problems
 
 
 def validate_batch(
@@ -542,6 +583,8 @@ def _convert_row(row: dict[str, Any], *, row_number: int) -> dict[str, Any]:
             continue
         dtype = COLUMN_BY_NAME[name].dtype
         try:
+            if dtype in (pl.Int64(), pl.Float64()) and not NUMBER_TEXT.fullmatch(text):
+                raise ValueError(text)
             if dtype == pl.Int64():
                 converted[name] = int(text)
             elif dtype == pl.Boolean():

@@ -185,6 +185,18 @@ def test_container_invocations_bad_csv_names_field(container, served_workspace):
     assert response.json()["problems"][0]["field"] == "row 1.amount_minor"
 
 
+@pytest.mark.parametrize("amount", ["1_000", "\u0661\u0660\u0660\u0660", " 12 "])
+def test_container_csv_rejects_loose_numbers(container, served_workspace, amount):
+    moment = (last_moment(served_workspace) + timedelta(days=6)).isoformat()
+    response = container.post(
+        "/invocations",
+        content=f"{CSV_HEADER}\n{TAG}-loose,{moment},c,m,{amount},EUR\n",
+        headers={"Content-Type": "text/csv"},
+    )
+    assert response.status_code == 422, amount
+    assert response.json()["problems"][0]["field"] == "row 1.amount_minor"
+
+
 def test_container_explanation_needs_no_token(container, served_workspace):
     body = transaction(served_workspace, "explained")
     scored = container.post("/invocations", json={"transaction": body})

@@ -260,6 +260,9 @@ BAD_INPUTS = [
     ("object card id", {"card_id": {"id": 1}}, "card_id"),
     ("empty transaction id", {"transaction_id": ""}, "transaction_id"),
     ("latitude out of range", {"customer_lat": 91.0}, "customer_lat"),
+    ("boolean latitude", {"customer_lat": True}, "customer_lat"),
+    ("text longitude", {"merchant_lon": "4.8"}, "merchant_lon"),
+    ("epoch text timestamp", {"timestamp": "1741262400"}, "timestamp"),
 ]
 RAW_BAD_INPUTS = [
     ("1e309 amount", '"amount_minor": 1e309', "amount_minor"),
