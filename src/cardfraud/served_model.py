@@ -88,7 +88,8 @@ def load_from_registry(
 
     The alias is resolved once, with the registry's alias lookup, and the version
     number it returned is what gets loaded, so a service keeps serving that version
-    when the alias moves.
+    when the alias moves. With ``version`` given, the result's alias is ``alias``
+    when it points to that version at load time, else empty.
 
     Raises:
         LookupError: The model, the alias or the version does not exist.
@@ -106,8 +107,10 @@ def load_from_registry(
                 f"{tracking_uri}; run the register stage first"
             )
         version = str(found.version)
-    else:
-        alias = ""
+    elif alias:
+        # A pinned version keeps the alias name only while the alias points to it.
+        found = find_alias_version(client, model_name=model_name, alias=alias)
+        alias = alias if found is not None and str(found.version) == version else ""
     registered = _get_version(client, model_name=model_name, version=version)
     with tempfile.TemporaryDirectory(prefix="cardfraud-served-") as folder:
         local = mlflow.artifacts.download_artifacts(

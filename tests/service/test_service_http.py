@@ -213,6 +213,22 @@ def test_xgboost_reasons_add_up_to_margin(served_workspace, xgb_model, xgb_repla
     assert_reasons_add_up(served_workspace, xgb_model, xgb_replay)
 
 
+def test_pinned_version_keeps_alias_it_had(served_workspace):
+    from cardfraud.registry import find_alias_version, make_client
+
+    uri = served_workspace.ws.tracking_uri()
+    name = served_workspace.params.registry.model_name
+    champion = find_alias_version(make_client(uri), model_name=name, alias="champion")
+    assert champion is not None
+    pinned = load_from_registry(
+        tracking_uri=uri,
+        model_name=name,
+        alias="champion",
+        version=str(champion.version),
+    )
+    assert pinned.alias == "champion"
+
+
 def test_readyz_reports_model_and_stores(xgb_service):
     body = httpx.get(f"{xgb_service.url}/readyz", timeout=10).json()
     assert body["status"] == "ready"
@@ -699,11 +715,19 @@ def lgb_replay(lgb_service, served_workspace, redis_online) -> dict[str, dict]:
     return replay(lgb_service, served_workspace, redis_online)
 
 
-def test_restarted_service_serves_moved_alias(lgb_service, lgb_setup):
+def test_restarted_service_serves_moved_alias(lgb_service, lgb_setup, served_workspace):
     body = httpx.get(f"{lgb_service.url}/readyz", timeout=10).json()
     assert lgb_setup[0].version == "2"
     assert body["model"]["version"] == "2"
     assert body["model"]["flavour"] == "lightgbm"
+    assert body["model"]["alias"] == "champion"
+    earlier = load_from_registry(
+        tracking_uri=served_workspace.ws.tracking_uri(),
+        model_name=lgb_setup[0].name,
+        alias="champion",
+        version="1",
+    )
+    assert earlier.alias == ""
 
 
 def test_lightgbm_redis_scores_equal_offline_model(
