@@ -29,6 +29,7 @@ from cardfraud.service_requests import (
     build_transaction_model,
     check_json_content_type,
     expected_value,
+    is_csv,
     parse_invocation,
     parse_json_body,
     validate_batch,
@@ -244,9 +245,7 @@ def create_app(get_state: Callable[[], ServiceState], *, max_batch: int) -> Fast
                 _authorize(state, request.headers.get("authorization"))
             return JSONResponse(_explain(state, parsed.explain_id))
         results = [_score_one(state, item) for item in parsed.transactions]
-        if len(results) == 1 and "text/csv" not in request.headers.get(
-            "content-type", ""
-        ):
+        if len(results) == 1 and not is_csv(request.headers.get("content-type")):
             return JSONResponse(results[0])
         return JSONResponse({"results": results})
 

@@ -207,6 +207,15 @@ def parse_json_body(body: bytes, *, max_bytes: int) -> Any:
         ) from None
 
 
+CSV_MEDIA_TYPES = ("text/csv", "application/csv")
+"""Content types read as CSV on ``/invocations``."""
+
+
+def is_csv(content_type: str | None) -> bool:
+    """Return True when a Content-Type header names one of ``CSV_MEDIA_TYPES``."""
+    return (content_type or "").split(";")[0].strip().lower() in CSV_MEDIA_TYPES
+
+
 def check_json_content_type(content_type: str | None) -> None:
     """Raise a 415 ``RequestError`` unless the body is declared JSON or undeclared."""
     media = (content_type or "").split(";")[0].strip().lower()
@@ -410,11 +419,11 @@ def parse_invocation(
     Raises:
         RequestError: 415 for another content type, else as the parsers above.
     """
-    media = content_type.split(";")[0].strip().lower()
-    if media in ("text/csv", "application/csv"):
+    if is_csv(content_type):
         return InvocationRequest(
             parse_csv(model, body, max_batch=max_batch, max_bytes=max_bytes)
         )
+    media = content_type.split(";")[0].strip().lower()
     if media not in ("application/json", ""):
         raise RequestError(
             415,

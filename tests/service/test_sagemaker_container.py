@@ -174,6 +174,23 @@ def test_container_invocations_csv_scores_rows_in_order(container, served_worksp
     assert all(item["decision"] in DECISIONS for item in results)
 
 
+@pytest.mark.parametrize("content_type", ["text/csv", "application/csv; charset=utf-8"])
+def test_container_single_csv_row_returns_results(
+    container, served_workspace, content_type
+):
+    moment = (last_moment(served_workspace) + timedelta(days=7)).isoformat()
+    suffix = content_type.split("/")[0]
+    row = f"{TAG}-one-{suffix},{moment},{TAG}-card-one,{TAG}-merchant-one,1500,EUR"
+    response = container.post(
+        "/invocations",
+        content=f"{CSV_HEADER}\n{row}\n",
+        headers={"Content-Type": content_type},
+    )
+    assert response.status_code == 200, response.text
+    results = response.json()["results"]
+    assert [item["transaction_id"] for item in results] == [f"{TAG}-one-{suffix}"]
+
+
 def test_container_invocations_bad_csv_names_field(container, served_workspace):
     moment = (last_moment(served_workspace) + timedelta(days=6)).isoformat()
     response = container.post(
