@@ -199,7 +199,14 @@ def ingest(
 
 @app.command("example-request")
 def example_request(
-    workspace: WorkspaceOption = ".",
+    workspace: Annotated[
+        str,
+        typer.Option(
+            help="Workspace whose generated data to read; default '.', the "
+            "pipeline's own outputs. A relative path is taken from the project "
+            "root, not the current folder."
+        ),
+    ] = ".",
     fraud: Annotated[
         bool, typer.Option(help="Pick a transaction labelled as fraud.")
     ] = False,
