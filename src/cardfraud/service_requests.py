@@ -211,14 +211,19 @@ CSV_MEDIA_TYPES = ("text/csv", "application/csv")
 """Content types read as CSV on ``/invocations``."""
 
 
+def media_type(content_type: str | None) -> str:
+    """Return a Content-Type header's media type in lower case, without parameters."""
+    return (content_type or "").split(";")[0].strip().lower()
+
+
 def is_csv(content_type: str | None) -> bool:
     """Return True when a Content-Type header names one of ``CSV_MEDIA_TYPES``."""
-    return (content_type or "").split(";")[0].strip().lower() in CSV_MEDIA_TYPES
+    return media_type(content_type) in CSV_MEDIA_TYPES
 
 
 def check_json_content_type(content_type: str | None) -> None:
     """Raise a 415 ``RequestError`` unless the body is declared JSON or undeclared."""
-    media = (content_type or "").split(";")[0].strip().lower()
+    media = media_type(content_type)
     if media in ("", "application/json") or media.endswith("+json"):
         return
     raise RequestError(
@@ -423,8 +428,7 @@ def parse_invocation(
         return InvocationRequest(
             parse_csv(model, body, max_batch=max_batch, max_bytes=max_bytes)
         )
-    media = content_type.split(";")[0].strip().lower()
-    if media not in ("application/json", ""):
+    if media_type(content_type) not in ("application/json", ""):
         raise RequestError(
             415,
             [
