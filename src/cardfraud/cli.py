@@ -67,11 +67,8 @@ WORKER_INTEGER_SETTINGS = (
     "CARDFRAUD_MAX_CONCURRENCY",
 )
 """Settings that ``bento/service.py`` reads as positive integers."""
-WORKER_CHOICE_SETTINGS = {
-    "CARDFRAUD_INVOCATIONS_AUTH": ("token", "iam"),
-    "CARDFRAUD_LOG_FORMAT": ("json", "text"),
-}
-"""Settings that ``bento/service.py`` reads as one of a few words."""
+LOG_FORMATS = ("json", "text")
+"""Values of ``CARDFRAUD_LOG_FORMAT``."""
 
 
 def worker_setting_problems(environ: Mapping[str, str]) -> list[str]:
@@ -98,7 +95,13 @@ def worker_setting_problems(environ: Mapping[str, str]) -> list[str]:
                 f"CARDFRAUD_REQUEST_TIMEOUT_S={timeout!r} is invalid; set a "
                 "number of seconds > 0"
             )
-    for name, choices in WORKER_CHOICE_SETTINGS.items():
+    from cardfraud.service_app import INVOCATION_AUTH
+
+    choice_settings = {
+        "CARDFRAUD_INVOCATIONS_AUTH": INVOCATION_AUTH,
+        "CARDFRAUD_LOG_FORMAT": LOG_FORMATS,
+    }
+    for name, choices in choice_settings.items():
         text = environ.get(name)
         if text is not None and text not in choices:
             problems.append(
@@ -375,9 +378,9 @@ def bench(
     if flavour:
         from cardfraud.tuning import FAMILIES
 
-        strange = sorted(set(flavour) - set(FAMILIES))
-        if strange:
-            raise _fail(f"unknown --flavour {strange}; use some of {FAMILIES}")
+        unknown_flavours = sorted(set(flavour) - set(FAMILIES))
+        if unknown_flavours:
+            raise _fail(f"unknown --flavour {unknown_flavours}; use some of {FAMILIES}")
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     params_path = _params_path(params)
     typer.echo(f"machine: {machine_description()}")
