@@ -231,18 +231,21 @@ def compute_features(
     now_us = epoch_us(timestamp)
     key = (now_us, str(transaction["transaction_id"]))
     retried = key[1] in card.event_ids
+    later = _earlier_events(card, key)
 
     values: dict[str, float] = {}
-    values.update(_card_window_features(card, key=key, params=params))
+    values.update(_card_window_features(card, now_us=now_us, end=later, params=params))
     values.update(
-        _card_history_features(_history_before(card, key), amount=amount, now_us=now_us)
+        _card_history_features(
+            _history_before(card, later), amount=amount, now_us=now_us
+        )
     )
     values.update(
         _merchant_features(
             merchant, now_us=now_us, params=params, own_events=int(retried)
         )
     )
-    values.update(_first_time_flags(card, transaction, key=key))
+    values.update(_first_time_flags(card, transaction, later=later))
     values.update(
         transaction_own_features(transaction, timestamp=timestamp, amount=amount)
     )
@@ -257,13 +260,13 @@ def _earlier_events(card: CardState, key: tuple[int, str]) -> int:
 
 
 def _card_window_features(
-    card: CardState, *, key: tuple[int, str], params: FeaturesParams
+    card: CardState, *, now_us: int, end: int, params: FeaturesParams
 ) -> dict[str, float]:
-    end = _earlier_events(card, key)
+    """Return the card's window features over its first ``end`` recent events."""
     times = card.event_us[:end]
     values: dict[str, float] = {}
     for hours in params.windows_hours:
-        start = bisect.bisect_right(times, key[0] - hours * MICROSECONDS_PER_HOUR)
+        start = bisect.bisect_right(times, now_us - hours * MICROSECONDS_PER_HOUR)
         values[f"card_count_{hours}h"] = float(end - start)
         values[f"card_amount_sum_{hours}h"] = float(sum(card.event_amounts[start:end]))
     columns = {
@@ -272,12 +275,12 @@ def _card_window_features(
         "devices": card.event_devices,
     }
     for hours in params.distinct_windows_hours:
-        start = bisect.bisect_right(times, key[0] - hours * MICROSECONDS_PER_HOUR)
+        start = bisect.bisect_right(times, now_us - hours * MICROSECONDS_PER_HOUR)
         for name in DISTINCT_ATTRIBUTES:
             present = set(columns[name][start:end]) - {NO_VALUE}
             values[f"card_distinct_{name}_{hours}h"] = float(len(present))
     for hours in params.new_value_windows_hours:
-        start = bisect.bisect_right(times, key[0] - hours * MICROSECONDS_PER_HOUR)
+        start = bisect.bisect_right(times, now_us - hours * MICROSECONDS_PER_HOUR)
         for name, state_field in NEW_VALUE_EVENT_FIELDS.items():
             flags = getattr(card, state_field)[start:end]
             values[f"card_new_{name}_{hours}h"] = float(sum(flags))
@@ -294,17 +297,16 @@ class CardHistory(NamedTuple):
     last_seen_us: int | None
 
 
-def _history_before(card: CardState, key: tuple[int, str]) -> CardHistory:
-    """Return the card's aggregates over its events ordered before ``key``.
+def _history_before(card: CardState, later: int) -> CardHistory:
+    """Return the card's aggregates without its recent events from index ``later``.
 
-    The recent events ordered at or after ``key`` are taken out of the lifetime
-    sums. The time of the previous event is unknown when it left the recent events,
-    and ``last_seen_us`` is then None.
-    NOTE: A transaction older than the card's longest window, counted back from the
-    newest event, may find later events already dropped from the recent events;
+    ``later`` is the index of the first recent event ordered at or after the
+    transaction. The time of the previous event is unknown when it left the recent
+    events, and ``last_seen_us`` is then None.
+    NOTE: The recent events reach back one longest card window from the newest
+    event. A transaction older than that may find later events already dropped, and
     their amounts then stay in the sums.
     """
-    later = _earlier_events(card, key)
     if later == len(card.event_us):
         return CardHistory(
             card.count,
@@ -391,19 +393,19 @@ def _merchant_features(
 
 
 def _first_time_flags(
-    card: CardState, transaction: dict[str, Any], *, key: tuple[int, str]
+    card: CardState, transaction: dict[str, Any], *, later: int
 ) -> dict[str, float]:
     """Return the first-use flags of the transaction at its place in event time.
 
-    A value in the card's sets is still new when its first use is an event ordered
-    at or after ``key``, which is the case for a late or a retried transaction.
+    A value in the card's sets is still new when its first use is a recent event
+    from index ``later`` on, ordered at or after the transaction. That is the case
+    for a late or a retried transaction.
     """
     seen = {
         "merchant_id": card.merchants,
         "device_id": card.devices,
         "merchant_country": card.countries,
     }
-    later = _earlier_events(card, key)
     flags = {}
     for name, column in FIRST_TIME_ATTRIBUTES.items():
         value = transaction.get(column)
